@@ -1,0 +1,276 @@
+"""Teacher store under real processes: concurrent writers, writers killed with SIGKILL (during puts and during an
+import), byte-identical snapshot round trips, corrupt and invalid snapshots, and stores holding pickles."""
+import gzip, json, os, pickle, random, signal, sqlite3, subprocess, sys, textwrap, time
+from pathlib import Path
+import diskcache, pytest
+from paper_distill.core import canonical_json
+from paper_distill.store import (STORE_SCHEMA_VERSION, StoreRequest, TeacherStore, RecordError, UnsafeStoreError,
+                                 validate_record, is_ranking_of)
+
+# The requests and answers the child processes write are a function of (writer, index), so the parent can rebuild
+# exactly what every committed record must contain.
+CHILD_HELPERS = '''
+import sys
+from paper_distill.store import StoreRequest, TeacherStore
+def req(w, i):
+    return StoreRequest("simulated", "sim-1", "rank", "rank-v1", "h", f"writer {w} persona {i} ✓", (f"img{i}", f"img{i+1}", f"img{i+2}"), {"temperature": 0.0, "seed": w})
+def answer(w, i): return [(w + i) % 3 + 1, (w + i + 1) % 3 + 1, (w + i + 2) % 3 + 1]
+'''
+
+def req(w, i):
+    return StoreRequest("simulated", "sim-1", "rank", "rank-v1", "h", f"writer {w} persona {i} ✓", (f"img{i}", f"img{i+1}", f"img{i+2}"), {"temperature": 0.0, "seed": w})
+def answer(w, i): return [(w + i) % 3 + 1, (w + i + 1) % 3 + 1, (w + i + 2) % 3 + 1]
+
+def _py(code, *args, **kw):
+    "Start `python -c code args` (a fresh interpreter importing the installed package)."
+    return subprocess.Popen([sys.executable, '-c', CHILD_HELPERS + textwrap.dedent(code), *map(str, args)], **kw)
+
+def _check_record(rec, w, i):
+    validate_record(rec)
+    assert rec['key'] == req(w, i).key
+    assert rec['parsed'] == answer(w, i) and rec['raw_text'] == ','.join(map(str, answer(w, i)))
+    assert rec['request'] == req(w, i).to_dict() and rec['model'] == 'sim-1'
+
+def _integrity_ok(store_dir):
+    con = sqlite3.connect(str(Path(store_dir)/'cache.db'))
+    try: return con.execute('PRAGMA integrity_check').fetchone()[0] == 'ok'
+    finally: con.close()
+
+WRITER = '''
+w, n = int(sys.argv[2]), int(sys.argv[3])
+with TeacherStore(sys.argv[1]) as st:
+    for i in range(n):
+        a = answer(w, i)
+        st.put(req(w, i), raw_text=",".join(map(str, a)), parsed=a, model="sim-1", usage={"input_tokens": 10 + i, "output_tokens": 3}, latency_s=0.001 * i)
+'''
+
+def test_four_processes_write_2000_records(tmp_path):
+    "4 processes write 500 distinct records each into one store at the same time: exactly 2,000 readable records."
+    d = tmp_path/'store'
+    procs = [_py(WRITER, d, w, 500, stderr=subprocess.PIPE) for w in range(4)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err.decode()
+    with TeacherStore(d, readonly=True) as st:
+        assert len(st) == 2000
+        assert st.keys() == sorted(req(w, i).key for w in range(4) for i in range(500))
+        for w in range(4):
+            for i in range(500): _check_record(st.get(req(w, i)), w, i)
+        s = st.stats()
+        assert s['records'].sum() == 2000 and s['input_tokens'].sum() == 4 * sum(10 + i for i in range(500))
+    assert _integrity_ok(d)
+
+def test_same_keys_from_many_processes_keep_one_whole_record(tmp_path):
+    "3 processes put the SAME 100 requests with different answers: one record per key, each a whole record of one writer."
+    d = tmp_path/'store'
+    code = '''
+    w = int(sys.argv[2])
+    with TeacherStore(sys.argv[1]) as st:
+        for i in range(100):
+            r = st.put(req(0, i), raw_text=f"writer {w}", parsed=[1, 2, 3], model=f"model-{w}")
+    '''
+    procs = [_py(code, d, w) for w in range(3)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
+    with TeacherStore(d, readonly=True) as st:
+        assert len(st) == 100
+        winners = set()
+        for i in range(100):
+            rec = validate_record(st.get(req(0, i)))
+            w = int(rec['raw_text'].split()[1])
+            assert rec['model'] == f'model-{w}'            # raw text and model come from the same writer
+            winners.add(w)
+    assert winners <= {0, 1, 2}
+
+KILLED_WRITER = '''
+w, start = int(sys.argv[2]), int(sys.argv[3])
+with TeacherStore(sys.argv[1]) as st:
+    for i in range(start, start + 100000):
+        a = answer(w, i)
+        st.put(req(w, i), raw_text=",".join(map(str, a)), parsed=a, model="sim-1")
+        sys.stdout.write(f"{i}\\n"); sys.stdout.flush()     # reported only after the commit returned
+'''
+
+def test_writer_killed_with_sigkill_loses_no_committed_record(tmp_path):
+    "Writers killed with SIGKILL at random instants: the store opens, and every record reported committed reads back intact."
+    d, rng = tmp_path/'store', random.Random(0)
+    committed, start = [], 0
+    for rnd in range(4):
+        err = open(tmp_path/f'err{rnd}', 'wb')
+        p = _py(KILLED_WRITER, d, 7, start, stdout=subprocess.PIPE, stderr=err)
+        first = p.stdout.readline()                      # the writer is up and committing
+        assert first.strip(), (tmp_path/f'err{rnd}').read_text()
+        time.sleep(rng.uniform(0.0, 0.5))
+        os.kill(p.pid, signal.SIGKILL)
+        out = p.stdout.read()                            # the same buffered reader: nothing read ahead is lost
+        p.wait(timeout=60); err.close()
+        assert p.returncode == -signal.SIGKILL
+        lines = (first + out).decode().split('\n')
+        got = [int(x) for x in lines[:-1]]               # complete lines only
+        assert got == list(range(start, start + len(got)))
+        committed += got
+        start = committed[-1] + 1
+        with TeacherStore(d) as st:                       # opens fine after each kill
+            for i in got: _check_record(st.get(req(7, i)), 7, i)
+            assert len(st) >= len(committed)              # a put may have committed just before its report
+    assert len(committed) > 4
+    with TeacherStore(d, readonly=True) as st:
+        for i in committed: _check_record(st.get(req(7, i)), 7, i)
+        for k, rec in st.items(): validate_record(rec)
+    assert _integrity_ok(d)
+
+def test_import_killed_with_sigkill_is_all_or_nothing(tmp_path):
+    "An import killed with SIGKILL at several points of its run leaves the store with none or all of the snapshot."
+    n = 5000
+    src = TeacherStore(tmp_path/'src')
+    with src._cache.transact():
+        for i in range(n):
+            a = answer(1, i); src.put(req(1, i), raw_text=",".join(map(str, a)), parsed=a, model="sim-1")
+    snap = tmp_path/'snap.jsonl'; assert src.export_jsonl(snap) == n; src.close()
+    code = '''
+    import time
+    st = TeacherStore(sys.argv[1]); print("open", flush=True); t = time.time()
+    st.import_jsonl(sys.argv[2]); print(time.time() - t, flush=True)
+    '''
+    p = _py(code, tmp_path/'timing', snap, stdout=subprocess.PIPE, text=True)
+    out, _ = p.communicate(timeout=300); assert p.returncode == 0
+    duration = float(out.split()[1])
+    killed = 0
+    for j, frac in enumerate([0.3, 0.6, 0.8, 0.9, 0.97]):
+        d = tmp_path/f'k{j}'
+        p = _py(code, d, snap, stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline().strip() == 'open'
+        time.sleep(duration * frac)
+        os.kill(p.pid, signal.SIGKILL); p.communicate(timeout=60)
+        killed += p.returncode == -signal.SIGKILL
+        with TeacherStore(d) as st: assert len(st) in (0, n), f"import killed at {frac:.0%} left {len(st)} of {n} records"
+        assert _integrity_ok(d)
+    assert killed >= 3                                   # most kills really landed during the import
+
+def _varied_store(path, n=120):
+    "A store with varied records: unicode, floats, nested answers, absent usage and latency, all three tasks."
+    st = TeacherStore(path)
+    for i in range(n):
+        task = ('rank', 'pair', 'caption')[i % 3]
+        r = StoreRequest('gemini' if i % 2 else 'simulated', 'gemini-2.5-flash' if i % 2 else 'sim-1', task, f'{task}-v1',
+                         f'th{i % 4}', '' if task == 'caption' else f'Persona {i}: naïve “quotes” \\ / 東京 \n tab\t',
+                         tuple(f'{j:064x}' for j in range(i, i + (1 if task == 'caption' else 2 if task == 'pair' else 5))),
+                         {'temperature': [0.0, 0.7, 1e-9][i % 3], 'seed': i, 'nested': {'b': [1.5, -2, None], 'a': True}})
+        parsed = {'rank': [5, 3, 1, 2, 4], 'pair': i % 2, 'caption': {'text': f'a red dress ✓ {i}', 'score': 0.1 * i}}[task]
+        st.put(r, raw_text=f'answer {i}\n"quoted" ✓', parsed=parsed, model=r.model, usage=None if i % 5 == 0 else {'input_tokens': 1290 + i, 'output_tokens': i},
+               latency_s=None if i % 7 == 0 else i / 3)
+    return st
+
+@pytest.mark.parametrize('name', ['snap.jsonl', 'snap.jsonl.gz'])
+def test_export_import_export_is_byte_identical(tmp_path, name):
+    "export → import into a fresh store → export gives the same bytes (plain and gzip); lines are sorted canonical JSON."
+    with _varied_store(tmp_path/'a') as a:
+        assert a.export_jsonl(tmp_path/name) == 120
+        a.export_jsonl(tmp_path/('again-' + name))
+    b1 = (tmp_path/name).read_bytes()
+    assert (tmp_path/('again-' + name)).read_bytes() == b1     # same store, same bytes
+    with TeacherStore(tmp_path/'b') as b:
+        assert b.import_jsonl(tmp_path/name) == 120
+        b.export_jsonl(tmp_path/('b-' + name))
+    assert (tmp_path/('b-' + name)).read_bytes() == b1
+    text = gzip.decompress(b1) if name.endswith('.gz') else b1
+    if name.endswith('.gz'): assert b1[4:8] == b'\0\0\0\0' and b1[3] & 0x08 == 0   # mtime 0, no file name in header
+    lines = text.decode('utf-8').split('\n')
+    assert lines[-1] == '' and len(lines) == 121
+    recs = [json.loads(l) for l in lines[:-1]]
+    assert [r['key'] for r in recs] == sorted(r['key'] for r in recs)
+    assert all(canonical_json(r) == l for r, l in zip(recs, lines))
+
+def test_corrupt_snapshot_line_is_refused_and_nothing_imported(tmp_path):
+    "A corrupt line names its line number and nothing is imported; a half-written (truncated) file also imports nothing."
+    with _varied_store(tmp_path/'a', n=30) as a: a.export_jsonl(tmp_path/'s.jsonl'); a.export_jsonl(tmp_path/'s.jsonl.gz')
+    lines = (tmp_path/'s.jsonl').read_text(encoding='utf-8').split('\n')[:-1]
+    corrupt = lines[:16] + [lines[16][:50] + '#' + lines[16][51:]] + lines[17:]
+    (tmp_path/'c.jsonl').write_text('\n'.join(corrupt) + '\n', encoding='utf-8')
+    full = (tmp_path/'s.jsonl').read_bytes()
+    (tmp_path/'half.jsonl').write_bytes(full[:len(full) // 2])
+    gz = (tmp_path/'s.jsonl.gz').read_bytes()
+    (tmp_path/'half.jsonl.gz').write_bytes(gz[:len(gz) // 2])
+    with TeacherStore(tmp_path/'b') as b:
+        with pytest.raises(RecordError, match=r'c\.jsonl:17: '): b.import_jsonl(tmp_path/'c.jsonl')
+        with pytest.raises(RecordError, match=r'half\.jsonl:\d+: .*nothing was imported'): b.import_jsonl(tmp_path/'half.jsonl')
+        with pytest.raises(RecordError, match='corrupt or truncated gzip'): b.import_jsonl(tmp_path/'half.jsonl.gz')
+        assert len(b) == 0
+        assert b.import_jsonl(tmp_path/'s.jsonl') == 30       # the intact snapshot still imports whole
+
+def test_invalid_records_are_refused(tmp_path):
+    "put refuses what the record schema or the validator refuses; import refuses an invalid record by line; nothing is written."
+    with TeacherStore(tmp_path/'s') as st:
+        r = req(0, 0)
+        with pytest.raises(RecordError, match='not a permutation of 1..3'):
+            st.put(r, raw_text='1,1,2', parsed=[1, 1, 2], model='sim-1', validator=is_ranking_of)
+        with pytest.raises(RecordError, match="field 'usage'"): st.put(r, raw_text='x', parsed=[1, 2, 3], model='sim-1', usage={'input_tokens': 1.5})
+        with pytest.raises(RecordError, match="field 'latency_s'"): st.put(r, raw_text='x', parsed=[1, 2, 3], model='sim-1', latency_s=float('nan'))
+        with pytest.raises(RecordError, match="field 'parsed'"): st.put(r, raw_text='x', parsed=None, model='sim-1')
+        with pytest.raises(RecordError, match="field 'model'"): st.put(r, raw_text='x', parsed=[1, 2, 3], model='')
+        with pytest.raises(RecordError, match='refused by validator'): st.put(r, raw_text='x', parsed=[1, 2, 3], model='sim-1', validator=lambda rec: False)
+        assert len(st) == 0 and r not in st
+        good = st.put(r, raw_text='1,2,3', parsed=[1, 2, 3], model='sim-1', validator=is_ranking_of)
+        st.export_jsonl(tmp_path/'ok.jsonl')
+    for i, (field, value, msg) in enumerate([('created_at', '2026-01-01T00:00:00+01:00', 'ISO 8601 UTC'), ('schema_version', STORE_SCHEMA_VERSION + 1, 'newer paper_distill'),
+                                              ('parsed', [3, 2, 1], None), ('extra', 1, 'unknown field')]):
+        rec = {**good, field: value}
+        snap = tmp_path/f'bad{i}.jsonl'
+        other_rec = validate_record({**good, 'key': req(0, 1).key, 'request': req(0, 1).to_dict()})
+        snap.write_text('\n'.join([canonical_json(other_rec), canonical_json(rec)]) + '\n')
+        with TeacherStore(tmp_path/f'b{i}') as b:
+            if msg is None:                                   # a valid record: imported
+                assert b.import_jsonl(snap) == 2
+            else:
+                with pytest.raises(RecordError, match=rf'bad{i}\.jsonl:2: .*{msg}'): b.import_jsonl(snap)
+                assert len(b) == 0
+
+def test_pickled_store_is_refused_without_unpickling(tmp_path):
+    "A store directory holding pickled values is refused with a clear message, and no pickle is ever loaded."
+    sentinel = tmp_path/'pwned'
+    class Evil:                                               # unpickling this creates `sentinel`
+        def __reduce__(self): return (open, (str(sentinel), 'w'))
+    with diskcache.Cache(str(tmp_path/'plain')) as c: c['record'] = {'parsed': [1, 2, 3]}; c['evil'] = Evil()
+    with pytest.raises(UnsafeStoreError, match=r'holds 2 pickled \(non-JSON\) row\(s\).*can run arbitrary code.*export_jsonl'):
+        TeacherStore(tmp_path/'plain')
+    with pytest.raises(UnsafeStoreError): TeacherStore(tmp_path/'plain', readonly=True)
+    assert not sentinel.exists()
+    # a pickled row slipped into a store that is already open is refused on read, not unpickled
+    st = TeacherStore(tmp_path/'s')
+    a = answer(0, 0); st.put(req(0, 0), raw_text='x', parsed=a, model='sim-1')
+    con = sqlite3.connect(str(tmp_path/'s'/'cache.db'))
+    with con: con.execute('UPDATE Cache SET mode = ?, value = ?', (diskcache.core.MODE_PICKLE, sqlite3.Binary(pickle.dumps(Evil()))))
+    con.close()
+    with pytest.raises(UnsafeStoreError, match='refusing to read it'): st.get(req(0, 0))
+    st.close()
+    with pytest.raises(UnsafeStoreError, match='pickled'): TeacherStore(tmp_path/'s')
+    assert not sentinel.exists()
+
+def test_store_settings_and_foreign_caches(tmp_path):
+    "A new store is JSON-only, never evicts (eviction_policy none) and keeps values in SQLite; a foreign diskcache is not adopted."
+    TeacherStore(tmp_path/'s').close()
+    con = sqlite3.connect(str(tmp_path/'s'/'cache.db'))
+    settings = dict(con.execute('SELECT key, value FROM Settings'))
+    mark = dict(con.execute('SELECT key, value FROM PaperDistillStore'))
+    con.close()
+    assert settings['eviction_policy'] == 'none' and settings['disk_min_file_size'] >= 2**31
+    assert mark['format'] == 'paper_distill.store' and int(mark['store_schema']) == STORE_SCHEMA_VERSION
+    with diskcache.Cache(str(tmp_path/'j'), disk=diskcache.JSONDisk) as c: c['x'] = [1]
+    with pytest.raises(UnsafeStoreError, match='not made by TeacherStore'): TeacherStore(tmp_path/'j')
+    diskcache.Cache(str(tmp_path/'empty')).close()            # an empty diskcache is safe to adopt
+    with TeacherStore(tmp_path/'empty') as st: st.put(req(0, 0), raw_text='x', parsed=[1, 2, 3], model='m'); assert len(st) == 1
+
+def test_merge_reports_conflicts_and_keeps_records(tmp_path):
+    "merge adds new keys, counts identical ones, reports conflicting ones and never overwrites them."
+    with TeacherStore(tmp_path/'a') as a, TeacherStore(tmp_path/'b') as b:
+        for i in range(10): a.put(req(0, i), raw_text='a', parsed=answer(0, i), model='m')
+        a.export_jsonl(tmp_path/'a.jsonl'); b.import_jsonl(tmp_path/'a.jsonl')
+        for i in range(10, 15): b.put(req(0, i), raw_text='b', parsed=answer(0, i), model='m')
+        c = TeacherStore(tmp_path/'c')
+        c.put(req(0, 0), raw_text='c', parsed=answer(0, 0), model='m'); c.put(req(0, 1), raw_text='c', parsed=[9], model='m')
+        before = dict(a.items())
+        rep = a.merge(b)
+        assert (rep.added, rep.identical, rep.conflicts) == (5, 10, [])
+        rep = a.merge(c)
+        assert (rep.added, rep.identical, sorted(rep.conflicts), rep.answer_conflicts) == (0, 0, sorted([req(0, 0).key, req(0, 1).key]), [req(0, 1).key])
+        assert all(a.get(k) == v for k, v in before.items()) and len(a) == 15
+        c.close()
