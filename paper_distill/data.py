@@ -357,6 +357,7 @@ class Splits:
         if part not in self.parts: raise KeyError(f"no split part {part!r}; parts are {list(self.parts)}")
         return self.parts[part]
     def sizes(self)->dict: return {k: len(v) for k, v in self.parts.items()}
+    def __repr__(self)->str: return f"Splits({self.sizes()}, seed={self.seed}, universe={self.universe[:12]}…)"
     def to_json(self)->str: return canonical_json({'parts': self.parts, 'seed': self.seed, 'universe': self.universe})
     def hash(self)->str: return hash_json({'parts': self.parts, 'seed': self.seed, 'universe': self.universe})
     def save(self, path:str|Path)->Path:
