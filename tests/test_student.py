@@ -1,0 +1,155 @@
+"Integration, fault and bad-input tests of paper_distill.student (offline)."
+import json, os, subprocess, sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import open_clip
+from paper_distill.core import hash_text
+from paper_distill.student import (CONFIG_NAME, WEIGHTS_NAME, MINI_TEXT_MODEL, PretrainConfig, Student, StudentConfig,
+                                   convert_hf_clip, load_clip, mini_student_dir, new_clip, mini_model_cfg, MINI_PREPROCESS,
+                                   resolve_text_source, tiny_hf_clip, _tiny_text_ids, weights_sha256)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope='module')
+def hf_folder(tmp_path_factory):
+    "A small random transformers CLIPModel saved with save_pretrained, with a CLIP image processor."
+    from transformers import CLIPImageProcessor
+    d = tmp_path_factory.mktemp('hf')
+    m = tiny_hf_clip('gelu', seed=3)
+    m.save_pretrained(d)
+    CLIPImageProcessor(size={'shortest_edge': 32}, crop_size={'height': 32, 'width': 32},
+                       image_mean=[0.2, 0.3, 0.4], image_std=[0.6, 0.5, 0.4]).save_pretrained(d)
+    return d, m
+
+
+def test_convert_saved_hf_folder_parity_and_preprocessing(hf_folder, tmp_path):
+    "A saved HF CLIP folder converts to a local-dir: folder with the same embeddings and the processor's preprocessing."
+    from transformers import CLIPImageProcessor
+    src, hf = hf_folder
+    out = convert_hf_clip(src, tmp_path/'oc')
+    model, preprocess, _ = load_clip(f'local-dir:{out}')
+    x, ids = torch.randn(3, 3, 32, 32), _tiny_text_ids(3, seed=5)
+    with torch.no_grad():
+        hi, ht = hf.get_image_features(pixel_values=x), hf.get_text_features(input_ids=ids)
+        hi, ht = [getattr(o, 'pooler_output', o) for o in (hi, ht)]
+        torch.testing.assert_close(model.encode_image(x), hi, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(model.encode_text(ids), ht, atol=1e-5, rtol=1e-4)
+    # preprocessing: an image of the model's size gives the processor's pixel values
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    ref = CLIPImageProcessor.from_pretrained(src)(images=img, return_tensors='pt').pixel_values[0]
+    torch.testing.assert_close(preprocess(img), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_hub_names_fail_offline_with_advice(monkeypatch):
+    "hf-hub: names and pretrained tags fail offline with a message naming the offline route."
+    import huggingface_hub.constants as c
+    monkeypatch.setattr(c, 'HF_HUB_OFFLINE', True)
+    for call in (lambda: load_clip('hf-hub:patrickjohncyh/fashion-clip'),
+                 lambda: load_clip('ViT-B-32', pretrained='laion2b_s34b_b79k')):
+        with pytest.raises(RuntimeError) as e: call()
+        assert 'local-dir:' in str(e.value) and 'convert_hf_clip' in str(e.value)
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(ValueError, match="unknown model 'nope'"): load_clip('nope')
+    with pytest.raises(FileNotFoundError, match='not found'): load_clip(f'local-dir:{tmp_path}/missing')
+    (tmp_path/'empty').mkdir()
+    with pytest.raises(FileNotFoundError, match=CONFIG_NAME): load_clip(f'local-dir:{tmp_path}/empty')
+    with pytest.raises(FileNotFoundError, match="no shipped mini student 'nosuch'.*retrain"): load_clip('mini:nosuch')
+    with pytest.raises(FileNotFoundError, match='checkpoint file not found'): load_clip(str(tmp_path/'x.pt'), config='ViT-B-32')
+    with pytest.raises(ModuleNotFoundError, match='pip install'): resolve_text_source('python-package:not_installed_pkg/m')
+    with pytest.raises(ValueError, match="train must be"): Student(StudentConfig(train='some'), *new_clip(mini_model_cfg(), MINI_PREPROCESS))
+
+
+def test_clip_student_image_only_checkpoint_roundtrip(hf_folder, tmp_path):
+    "A CLIP (non-HF text) student saved image-tower-only rebuilds its text tower from text_from."
+    src, _ = hf_folder
+    base = convert_hf_clip(src, tmp_path/'base')
+    st = Student(StudentConfig(model=f'local-dir:{base}', train='last:1'))
+    with torch.no_grad():
+        for p in st.trainable_parameters(): p.add_(0.01)
+    st.save(tmp_path/'student', weights='visual')
+    cfg = json.loads((tmp_path/'student'/CONFIG_NAME).read_text())
+    assert cfg['paper_distill']['text_from'] == f'local-dir:{base}'
+    back = Student.load(tmp_path/'student')
+    for (k, a), (k2, b) in zip(st.model.state_dict().items(), back.model.state_dict().items()):
+        assert k == k2 and torch.equal(a, b), k
+    with pytest.raises(ValueError, match='cannot save image-tower-only'):
+        Student(StudentConfig(model=f'local-dir:{base}')).save(base, weights='visual')
+
+
+def test_text_cache_by_hash():
+    st = Student(StudentConfig(), *new_clip(mini_model_cfg(), MINI_PREPROCESS))
+    e1 = st.embed_texts(['a red dress', 'a blue coat'])
+    assert set(st._text_cache) == {hash_text('a red dress'), hash_text('a blue coat')}
+    st.model.text.transformer.embeddings.word_embeddings.weight.data.mul_(0)   # a cached text is never recomputed
+    assert torch.equal(st.embed_texts(['a blue coat', 'a red dress']), e1.flip(0))
+    with pytest.raises(ValueError, match=r'texts\[1\] is empty'): st.embed_texts(['ok', '  '])
+
+
+@pytest.mark.parametrize('name', ['fashion', 'generic'])
+def test_shipped_mini_students(name):
+    "Shipped mini students: small, no machine paths, load through local-dir:, and retrieve their own captions."
+    folder = mini_student_dir(name)
+    assert (folder/WEIGHTS_NAME).stat().st_size < 5e6
+    text = (folder/CONFIG_NAME).read_text()
+    assert str(Path.home()) not in text and '/work/' not in text and 'site-packages' not in text
+    cfg = json.loads(text)
+    assert cfg['model_cfg']['text_cfg']['hf_model_name'] == MINI_TEXT_MODEL and cfg['paper_distill']['weights'] == 'visual'
+    st = Student(StudentConfig(model=f'mini:{name}'))
+    from paper_distill.world import make_world, WorldConfig
+    w = make_world(WorldConfig.smoke(seed=1))
+    cat = w.catalogs['hm']
+    imgs, caps = np.asarray(cat.sources)[:200], cat.meta['caption' if name == 'fashion' else 'caption_generic'].tolist()[:200]
+    S = st.score(caps, st.embed_images(imgs, progress=False))
+    same = np.array(caps)[:, None] == np.array(caps)[None, :]
+    top1 = S.argmax(1).numpy()
+    acc = same[np.arange(len(caps)), top1].mean()
+    chance = same.mean()
+    assert acc > 5 * chance, (acc, chance)
+
+
+def _short_retrain(out):
+    code = ("from paper_distill.student import *\nfrom paper_distill.world import make_world, WorldConfig\n"
+            "w = make_world(WorldConfig.smoke())\nimport numpy as np\n"
+            "d = (np.asarray(w.pretrain.sources), w.pretrain.meta.caption.tolist())\n"
+            f"_, log = train_mini_student(PretrainConfig(steps=3, batch_size=64), {str(out)!r}, data=d, progress=False)\n"
+            "print(log['sha256'])")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, 'HF_HUB_OFFLINE': '1'})
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout.split()[-1]
+
+
+def test_retraining_is_bit_identical_across_processes(tmp_path):
+    "A shortened pretraining schedule gives the same weights bit for bit in two fresh processes."
+    a, b = _short_retrain(tmp_path/'a'), _short_retrain(tmp_path/'b')
+    assert a == b == weights_sha256(tmp_path/'a') == weights_sha256(tmp_path/'b')
+    base = Student(StudentConfig(), *new_clip(mini_model_cfg(), MINI_PREPROCESS, seed=0))
+    trained = Student.load(tmp_path/'a')
+    assert not torch.equal(base.model.visual.proj, trained.model.visual.proj)   # the steps did train
+
+
+def test_cli_usage():
+    r = subprocess.run([sys.executable, '-m', 'paper_distill.student', 'train'], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode != 0 and 'usage: python -m paper_distill.student retrain' in r.stderr
+
+
+def test_shipped_students_match_the_current_world():
+    "The shipped weights were trained on exactly the world's current pretraining data (else: retrain them)."
+    from paper_distill.student import MINI_STUDENTS, pretrain_data_sha256, read_local_dir_config
+    from paper_distill.world import make_world, WorldConfig
+    worlds = {}
+    for name, cfg in MINI_STUDENTS.items():
+        shipped = read_local_dir_config(mini_student_dir(name))['paper_distill']
+        assert PretrainConfig.from_dict(shipped['pretrain']) == cfg
+        w = worlds.setdefault(cfg.world_seed, make_world(WorldConfig(seed=cfg.world_seed)))
+        imgs, caps = np.asarray(w.pretrain.sources), w.pretrain.meta[cfg.caption_column].tolist()
+        assert pretrain_data_sha256(imgs, caps) == shipped['data_sha256'], \
+            f"{name}: the mini world's pretraining data changed; run `python -m paper_distill.student retrain`"
