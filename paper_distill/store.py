@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_store.ipynb #8f2287bb
 from __future__ import annotations
-import datetime as _dt, functools, gzip as _gzip, json, math, os, re, sqlite3, sys, tempfile, unicodedata
+import datetime as _dt, functools, gzip as _gzip, json, math, os, re, sqlite3, sys, tempfile, threading, time, unicodedata
 from dataclasses import dataclass, field
 from importlib import metadata as _metadata
 from pathlib import Path
@@ -209,16 +209,13 @@ class _JSONOnlyDisk(diskcache.JSONDisk):
 
 _MARK_TABLE = 'PaperDistillStore'
 
-def _inspect_db(db:Path)->dict|None:
-    "Refuse an unsafe or foreign cache.db before diskcache touches it; return its store marker (None if new)."
-    con = sqlite3.connect(str(db), timeout=60)
-    try:
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        mark = dict(con.execute(f"SELECT key, value FROM {_MARK_TABLE}").fetchall()) if _MARK_TABLE in tables else None
-        if 'Cache' not in tables: return mark
-        n_pickled = con.execute("SELECT COUNT(*) FROM Cache WHERE raw = 0 OR mode NOT IN (?, ?)", (MODE_RAW, MODE_BINARY)).fetchone()[0]
-        n_rows = con.execute("SELECT COUNT(*) FROM Cache").fetchone()[0]
-    finally: con.close()
+def _inspect_con(con:sqlite3.Connection, db:Path)->dict|None:
+    "Refuse an unsafe or foreign cache.db (read through `con`) before diskcache touches it; return its store marker (None if new)."
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    mark = dict(con.execute(f"SELECT key, value FROM {_MARK_TABLE}").fetchall()) if _MARK_TABLE in tables else None
+    if 'Cache' not in tables: return mark
+    n_pickled = con.execute("SELECT COUNT(*) FROM Cache WHERE raw = 0 OR mode NOT IN (?, ?)", (MODE_RAW, MODE_BINARY)).fetchone()[0]
+    n_rows = con.execute("SELECT COUNT(*) FROM Cache").fetchone()[0]
     if n_pickled:
         raise UnsafeStoreError(f"{db.parent} holds {n_pickled} pickled (non-JSON) row(s), e.g. from a plain diskcache.Cache: refusing to open it, "
                                "because unpickling a shared file can run arbitrary code. Ask for a JSONL snapshot (TeacherStore.export_jsonl) "
@@ -227,6 +224,12 @@ def _inspect_db(db:Path)->dict|None:
         raise UnsafeStoreError(f"{db.parent} is a diskcache with {n_rows} row(s) that was not made by TeacherStore; refusing to adopt it. "
                                "Open an empty or new directory, and load answers with import_jsonl")
     return mark
+
+def _inspect_db(db:Path)->dict|None:
+    "`_inspect_con` on a fresh read-write connection to `db`."
+    con = sqlite3.connect(str(db), timeout=60)
+    try: return _inspect_con(con, db)
+    finally: con.close()
 
 def _mark_db(db:Path):
     "Record in cache.db that it is a teacher store (idempotent, safe under concurrent openers)."
@@ -237,6 +240,65 @@ def _mark_db(db:Path):
             con.executemany(f"INSERT OR IGNORE INTO {_MARK_TABLE} VALUES (?, ?)",
                             [('format', 'paper_distill.store'), ('store_schema', STORE_SCHEMA_VERSION), ('created_at', utc_now())])
     finally: con.close()
+
+# %% ../nbs/01_store.ipynb #ee8c6621
+def _db_uri(db:Path, **params)->str:
+    "An SQLite `file:` URI for `db` with query `params` (the path percent-encoded)."
+    return db.resolve().as_uri() + '?' + '&'.join(f'{k}={v}' for k, v in params.items())
+
+class _ReadOnlyCache:
+    "The read side of a diskcache over cache.db that never writes a byte: no diskcache, plain sqlite3, read-only URIs."
+    def __init__(self, db:Path, # the store's cache.db
+                 timeout:float=60, # seconds to wait on a writer's lock
+                ):
+        self.db, self.wal, self.timeout = db, db.with_name(db.name + '-wal'), timeout
+        self._con, self._sig, self._lock = None, None, threading.Lock()
+        with self._lock: con = self._connect()
+        sets = dict(con.execute("SELECT key, value FROM Settings").fetchall()) if self._has_table(con, 'Settings') else {}
+        self.disk = _JSONOnlyDisk(str(db.parent), **{k[5:]: v for k, v in sets.items() if k.startswith('disk_')})
+
+    @staticmethod
+    def _has_table(con, name): return con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
+
+    def _signature(self):
+        st = os.stat(self.db)
+        return (st.st_ino, st.st_size, st.st_mtime_ns, self.wal.exists())
+
+    def _connect(self)->sqlite3.Connection:
+        "The connection for the database as it is now (reopened when cache.db or its WAL file changed); hold `_lock`."
+        sig = self._signature()
+        if self._con is None or sig != self._sig:
+            if self._con is not None: self._con.close()
+            # no WAL file: every committed record is in cache.db, and `immutable` reads it with no lock, journal or -shm file.
+            # A WAL file: a writer is at work (or was killed), so read with SQLite's locking (`mode=ro` writes no record).
+            uri = _db_uri(self.db, mode='ro') if sig[3] else _db_uri(self.db, mode='ro', immutable=1)
+            self._con = sqlite3.connect(uri, uri=True, timeout=self.timeout, check_same_thread=False)
+            self._sig = sig
+        return self._con
+
+    def _query(self, sql:str, args:tuple=())->list:
+        with self._lock:
+            try: return self._connect().execute(sql, args).fetchall()
+            except sqlite3.DatabaseError:                      # cache.db was replaced between our stat and our read: once more
+                self._sig = None
+                return self._connect().execute(sql, args).fetchall()
+
+    def get(self, key, default=None, retry=True):
+        "The value stored under `key`, or `default`."
+        db_key, raw = self.disk.put(key)
+        rows = self._query("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = ? AND (expire_time IS NULL OR expire_time > ?)",
+                           (db_key, raw, time.time()))
+        return default if not rows else self.disk.fetch(*rows[0], False)
+    def __contains__(self, key): return self.get(key, None) is not None
+    def __len__(self): return self._query("SELECT COUNT(*) FROM Cache")[0][0]
+    def iterkeys(self):
+        "Every key (in insertion order)."
+        return iter([self.disk.get(k, raw) for k, raw in self._query("SELECT key, raw FROM Cache ORDER BY rowid")])
+    def transact(self, *a, **kw): raise PermissionError(f"store {self.db.parent} was opened readonly; open it with readonly=False to write")
+    def close(self):
+        "Close the connection."
+        with self._lock:
+            if self._con is not None: self._con.close(); self._con = None
 
 # %% ../nbs/01_store.ipynb #13de6d39
 @dataclass
@@ -250,22 +312,33 @@ class MergeReport:
 # %% ../nbs/01_store.ipynb #10cd38e5
 def _record_json(rec:dict)->str: return canonical_json(rec)
 
+def _check_schema(path:Path, mark:dict|None):
+    if mark and int(mark.get('store_schema', 0)) > STORE_SCHEMA_VERSION:
+        raise UnsafeStoreError(f"{path} uses store schema {mark['store_schema']}, newer than this paper_distill's {STORE_SCHEMA_VERSION}: upgrade paper_distill")
+
 class TeacherStore:
     "A process-safe, JSON-only, never-evicting store of validated teacher answers."
     def __init__(self, path:str|Path, # the store directory (created if missing, unless readonly)
-                 readonly:bool=False, # refuse every write through this object
+                 readonly:bool=False, # read only: refuse every write, and write nothing to the directory (not even on opening)
                  timeout:float=60, # seconds to wait for another process's write lock
                 ):
         self.path, self.readonly = Path(path).expanduser(), readonly
         db = self.path/'cache.db'
         if self.path.exists() and not self.path.is_dir(): raise NotADirectoryError(f"store path {self.path} is a file; a store is a directory")
         if readonly and not db.exists(): raise FileNotFoundError(f"no teacher store at {self.path} (no cache.db); check the path, or open it with readonly=False to create one")
-        mark = _inspect_db(db) if db.exists() else None
-        if mark and int(mark.get('store_schema', 0)) > STORE_SCHEMA_VERSION:
-            raise UnsafeStoreError(f"{self.path} uses store schema {mark['store_schema']}, newer than this paper_distill's {STORE_SCHEMA_VERSION}: upgrade paper_distill")
-        self._cache = diskcache.Cache(str(self.path), disk=_JSONOnlyDisk, timeout=timeout, eviction_policy='none',
-                                      disk_min_file_size=2**31, statistics=0, tag_index=0)
-        if not mark: _mark_db(db)
+        if readonly:                                    # plain sqlite3 through read-only URIs: opening writes nothing
+            self._cache = _ReadOnlyCache(db, timeout)
+            try:
+                with self._cache._lock: mark = _inspect_con(self._cache._connect(), db)
+                if mark is None: raise UnsafeStoreError(f"{self.path} is not a teacher store (no {_MARK_TABLE} mark): open a store made by TeacherStore")
+                _check_schema(self.path, mark)
+            except BaseException: self._cache.close(); raise
+        else:
+            mark = _inspect_db(db) if db.exists() else None
+            _check_schema(self.path, mark)
+            self._cache = diskcache.Cache(str(self.path), disk=_JSONOnlyDisk, timeout=timeout, eviction_policy='none',
+                                          disk_min_file_size=2**31, statistics=0, tag_index=0)
+            if not mark: _mark_db(db)
 
     def _check_writable(self):
         if self.readonly: raise PermissionError(f"store {self.path} was opened readonly; open it with readonly=False to write")

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 # %% auto #0
-__all__ = ['log', 'TASKS', 'TEMPLATES', 'GEMINI_PRICES', 'RETRY_STATUS', 'KEY_ENV_VARS', 'MODEL_ENV_VAR', 'ImageRef',
-           'image_hash', 'load_image', 'Request', 'rank_request', 'pair_request', 'caption_request', 'PromptTemplate',
-           'default_templates', 'InvalidAnswer', 'unwrap', 'check_permutation', 'parse_answer', 'shown_order',
-           'to_caller', 'TeacherFailure', 'StoreMiss', 'Reply', 'Result', 'Teacher', 'SimulatedTeacher',
+__all__ = ['log', 'TASKS', 'TEMPLATES', 'GEMINI_PRICES', 'RETRY_STATUS', 'KEY_ENV_VARS', 'MODEL_ENV_VAR', 'BATCH_DONE',
+           'ImageRef', 'image_hash', 'load_image', 'Request', 'rank_request', 'pair_request', 'caption_request',
+           'PromptTemplate', 'default_templates', 'InvalidAnswer', 'unwrap', 'check_permutation', 'parse_answer',
+           'shown_order', 'to_caller', 'TeacherFailure', 'StoreMiss', 'Reply', 'Result', 'Teacher', 'SimulatedTeacher',
            'ReplayTeacher', 'MissingAPIKey', 'redact', 'resolve_model', 'gemini_spec', 'image_png', 'GeminiTeacher',
-           'reply_from_response', 'write_batch', 'ingest_batch', 'submit_batch', 'batch_state', 'download_batch']
+           'reply_from_response', 'write_batch', 'ingest_batch', 'submit_batch', 'batch_state', 'wait_batch',
+           'download_batch']
 
 # %% ../nbs/02_teacher.ipynb #345f108a
 import numpy as np
@@ -659,12 +660,12 @@ class GeminiTeacher(Teacher):
         if tpl.fmt == 'json': kw.update(response_mime_type='application/json', response_json_schema=tpl.schema)
         return types.GenerateContentConfig(**kw)
 
-    def _call(self, contents, config, what:str):
-        "One generate_content call with retries on transient faults."
+    def _retry(self, fn:Callable, what:str):
+        "fn() with retries on transient faults (HTTP 408/429/5xx, timeouts); other API errors fail at once, redacted."
         from google.genai import errors
         for n in range(self.max_retries + 1):
             self._rate.wait()
-            try: return self.client.models.generate_content(model=self.model, contents=contents, config=config)
+            try: return fn()
             except errors.APIError as e:
                 if e.code not in RETRY_STATUS: raise TeacherFailure(redact(f"{what}: HTTP {e.code} {e.status}: {e.message}")) from None
                 why = f"HTTP {e.code}"
@@ -674,6 +675,10 @@ class GeminiTeacher(Teacher):
             delay = min(self.max_backoff_s, self.backoff_s * 2 ** n) * self._jitter.uniform(0.5, 1.0)
             log.debug("retry %d of %s after %s; sleeping %.2fs", n + 1, what, why, delay)
             time.sleep(delay)
+
+    def _call(self, contents, config, what:str):
+        "One generate_content call with retries on transient faults."
+        return self._retry(lambda: self.client.models.generate_content(model=self.model, contents=contents, config=config), what)
 
     def _ask(self, shown:Request, attempt:int, key:str)->Reply:
         t0 = time.monotonic()
@@ -699,6 +704,8 @@ def reply_from_response(r, # a google.genai GenerateContentResponse
     return Reply(text, _usage(r.usage_metadata), fr, r.model_version or model, latency_s)
 
 # %% ../nbs/02_teacher.ipynb #d8e1d09f
+BATCH_DONE = ('JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED', 'JOB_STATE_EXPIRED')
+
 def _rest_body(teacher:GeminiTeacher, shown:Request)->dict:
     "The generateContent REST body for `shown` (camelCase, images base64)."
     tpl, g = teacher.template(shown.task), teacher.gen_config
@@ -733,52 +740,83 @@ def write_batch(self:GeminiTeacher, requests:Sequence[Request], # the labelling 
 def ingest_batch(self:Teacher, results:str|Path, # the Batch API results JSONL
                  manifest:str|Path, # the manifest written by `write_batch`
                 )->dict:
-    "Validate and store the answers of a Batch API results file; return counts (stored, rejected, errors, unknown)."
+    "Validate and store a Batch API results file; return counts (stored, already, rejected, errors, unknown) and the `failed` keys."
     reqs = {}
     for line in Path(manifest).read_text(encoding='utf-8').splitlines():
         if line.strip():
             d = json.loads(line); reqs[d['key']] = StoreRequest.from_dict(d['store_request'])
-    counts = dict(stored=0, already=0, rejected=0, errors=0, unknown=0)
+    counts, failed = dict(stored=0, already=0, rejected=0, errors=0, unknown=0), []
     from google.genai import types
     for i, line in enumerate(Path(results).read_text(encoding='utf-8').splitlines()):
         if not line.strip(): continue
-        d = json.loads(line)
+        try: d = json.loads(line)
+        except ValueError as e: raise ValueError(f"{results}:{i + 1}: not a JSON line ({e}); is this a Batch API results file?") from None
         sreq = reqs.get(d.get('key'))
         if sreq is None or sreq.key != d.get('key'): counts['unknown'] += 1; continue
         if sreq.key in self.store: counts['already'] += 1; continue
-        if 'response' not in d: counts['errors'] += 1; log.info("batch line %d: error %s", i + 1, redact(str(d.get('error'))[:200])); continue
+        if 'response' not in d:
+            counts['errors'] += 1; failed.append(sreq.key)
+            log.info("batch line %d: error %s", i + 1, redact(str(d.get('error'))[:200])); continue
         rep = reply_from_response(types.GenerateContentResponse.model_validate(d['response']), sreq.model)
         fmt = TEMPLATES[sreq.template_id].fmt if sreq.template_id in TEMPLATES else self.template(sreq.task).fmt
         try: parsed = parse_answer(sreq.task, rep.text, len(sreq.image_hashes), fmt, rep.finish_reason)
-        except InvalidAnswer as e: counts['rejected'] += 1; log.info("batch line %d rejected: %s", i + 1, e); continue
+        except InvalidAnswer as e:
+            counts['rejected'] += 1; failed.append(sreq.key); log.info("batch line %d rejected: %s", i + 1, e); continue
         self.store.put(sreq, raw_text=rep.text, parsed=parsed, model=rep.model or sreq.model, usage=rep.usage,
                        validator=is_ranking_of, versions={'gemini_batch': 'true'})
         counts['stored'] += 1
-    return counts
+    return {**counts, 'failed': failed}
 
 def submit_batch(self:GeminiTeacher, path:str|Path, # a JSONL file from `write_batch`
-                 display_name:str|None=None)->str:
-    "Upload the JSONL file and start a batch job; return the job name."
-    types = self._types
-    f = self.client.files.upload(file=str(path), config=types.UploadFileConfig(mime_type='jsonl', display_name=display_name or Path(path).name))
-    job = self.client.batches.create(model=self.model, src=f.name, config=types.CreateBatchJobConfig(display_name=display_name or Path(path).stem))
+                 display_name:str|None=None, # the job's name in the console (default: the file's stem)
+                )->str:
+    "Upload the JSONL file and start a batch job on it; return the job name (batches/...)."
+    path, types = Path(path), self._types
+    if not path.is_file(): raise FileNotFoundError(f"batch file {path} not found; write it with write_batch(requests, path)")
+    f = self._retry(lambda: self.client.files.upload(file=str(path), config=types.UploadFileConfig(mime_type='jsonl', display_name=display_name or path.name)),
+                    f"upload of {path.name}")
+    job = self._retry(lambda: self.client.batches.create(model=self.model, src=f.name, config=types.CreateBatchJobConfig(display_name=display_name or path.stem)),
+                      f"batch job on {f.name}")
+    log.info("batch job %s started on %s (%s)", job.name, f.name, path.name)
     return job.name
 
-def batch_state(self:GeminiTeacher, name:str)->str:
-    "The state of a batch job, e.g. JOB_STATE_SUCCEEDED."
-    st = self.client.batches.get(name=name).state
-    return getattr(st, 'name', str(st))
+def _state_name(st)->str: return getattr(st, 'name', str(st))
+
+def batch_state(self:GeminiTeacher, name:str, # the job name from `submit_batch`
+               )->str:
+    "The state of a batch job, e.g. JOB_STATE_RUNNING or JOB_STATE_SUCCEEDED."
+    return _state_name(self._retry(lambda: self.client.batches.get(name=name), f"state of {name}").state)
+
+def wait_batch(self:GeminiTeacher, name:str, # the job name from `submit_batch`
+               poll_s:float=60.0, # seconds between polls
+               timeout_s:float|None=None, # give up (TimeoutError) after this many seconds; None: wait as long as it takes
+              )->str:
+    "Poll a batch job until it ends; return its final state (one of BATCH_DONE)."
+    t0 = time.monotonic()
+    while (st := self.batch_state(name)) not in BATCH_DONE:
+        if timeout_s is not None and time.monotonic() - t0 + poll_s > timeout_s:
+            raise TimeoutError(f"batch job {name} is still {st} after {time.monotonic() - t0:.0f} s; call wait_batch again later")
+        time.sleep(poll_s)
+    return st
 
 def download_batch(self:GeminiTeacher, name:str, # the job name from `submit_batch`
-                   path:str|Path, # where to write the results JSONL
+                   path:str|Path, # where to write the results JSONL (replaced atomically)
                   )->Path:
-    "Download a finished batch job's results file."
-    job = self.client.batches.get(name=name)
-    st = getattr(job.state, 'name', str(job.state))
-    if st != 'JOB_STATE_SUCCEEDED': raise RuntimeError(f"batch job {name} is {st}, not JOB_STATE_SUCCEEDED; poll batch_state(name) until it is")
-    data = self.client.files.download(file=job.dest.file_name)
-    Path(path).write_bytes(data); return Path(path)
+    "Download a finished batch job's results file to `path`."
+    job = self._retry(lambda: self.client.batches.get(name=name), f"state of {name}")
+    st, path = _state_name(job.state), Path(path)
+    if st != 'JOB_STATE_SUCCEEDED': raise RuntimeError(f"batch job {name} is {st}, not JOB_STATE_SUCCEEDED; poll batch_state(name) (or wait_batch) until it is")
+    src = job.dest.file_name if job.dest is not None else None
+    if not src: raise RuntimeError(f"batch job {name} has no results file (dest {job.dest!r}); a job submitted with submit_batch writes one")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.part')
+    try:
+        self._retry(lambda: self.client.files.download(file=src, destination=str(tmp)), f"download of {src}")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists(): tmp.unlink()
+    return path
 
 GeminiTeacher.write_batch, GeminiTeacher.submit_batch = write_batch, submit_batch
-GeminiTeacher.batch_state, GeminiTeacher.download_batch = batch_state, download_batch
+GeminiTeacher.batch_state, GeminiTeacher.wait_batch, GeminiTeacher.download_batch = batch_state, wait_batch, download_batch
 Teacher.ingest_batch = ingest_batch

@@ -1,7 +1,8 @@
 """Teacher store under real processes: concurrent writers, writers killed with SIGKILL (during puts and during an
 import), byte-identical snapshot round trips, corrupt and invalid snapshots, and stores holding pickles."""
-import gzip, json, os, pickle, random, signal, sqlite3, subprocess, sys, textwrap, time
+import gzip, json, os, pickle, random, shlex, shutil, signal, sqlite3, subprocess, sys, textwrap, time
 from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 import diskcache, pytest
 from paper_distill.core import canonical_json
 from paper_distill.store import (STORE_SCHEMA_VERSION, StoreRequest, TeacherStore, RecordError, UnsafeStoreError,
@@ -274,3 +275,101 @@ def test_merge_reports_conflicts_and_keeps_records(tmp_path):
         assert (rep.added, rep.identical, sorted(rep.conflicts), rep.answer_conflicts) == (0, 0, sorted([req(0, 0).key, req(0, 1).key]), [req(0, 1).key])
         assert all(a.get(k) == v for k, v in before.items()) and len(a) == 15
         c.close()
+
+# ---------------------------------------------------------------- readonly: reads everything, writes nothing
+
+def _dir_state(d):
+    "Every file of a directory with its bytes, size, mtime and ctime (ctime moves on any write or metadata change)."
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_ctime_ns) for p in sorted(Path(d).iterdir())}
+
+def test_readonly_open_and_reads_write_nothing(tmp_path):
+    "A readonly store reads like the writable one, refuses every write, and leaves every file (bytes, mtime, ctime) and the listing untouched."
+    with _varied_store(tmp_path/'s', n=60) as st:
+        want = dict(n=len(st), keys=st.keys(), items=list(st.items()), stats=st.stats())
+        st.export_jsonl(tmp_path/'rw.jsonl')
+    (tmp_path/'s').chmod(0o555); (tmp_path/'s'/'cache.db').chmod(0o444)     # as a non-root user this alone would stop writes
+    before = _dir_state(tmp_path/'s')
+    time.sleep(0.02)                                       # a write now would show as a new mtime
+    with TeacherStore(tmp_path/'s', readonly=True) as ro:
+        assert (len(ro), ro.keys(), list(ro.items())) == (want['n'], want['keys'], want['items'])
+        for k, rec in want['items']: assert ro.get(k) == rec and k in ro and StoreRequest.from_dict(rec['request']) in ro
+        assert ro.get('0' * 64) is None and '0' * 64 not in ro
+        with ThreadPoolExecutor(4) as ex:                  # one read-only store shared by threads (as a teacher's workers do)
+            assert list(ex.map(ro.get, [k for k, _ in want['items']] * 4)) == [r for _, r in want['items']] * 4
+        assert ro.export_jsonl(tmp_path/'ro.jsonl') == want['n']
+        assert (tmp_path/'ro.jsonl').read_bytes() == (tmp_path/'rw.jsonl').read_bytes()
+        assert ro.stats().equals(want['stats'])
+        with TeacherStore(tmp_path/'copy') as cp: assert cp.merge(ro).added == want['n']   # merging *from* a readonly store
+        for write in (lambda: ro.put(req(9, 9), raw_text='x', parsed=[1, 2, 3], model='m'),
+                      lambda: ro.import_jsonl(tmp_path/'rw.jsonl'), lambda: ro.merge(ro), lambda: ro._cache.transact()):
+            with pytest.raises(PermissionError, match='opened readonly; open it with readonly=False to write'): write()
+        assert 'readonly' in repr(ro)
+    assert _dir_state(tmp_path/'s') == before
+    (tmp_path/'s').chmod(0o755)
+    # what is not a teacher store is refused readonly too, and nothing is written to it either
+    diskcache.Cache(str(tmp_path/'foreign')).close(); fb = _dir_state(tmp_path/'foreign')
+    with pytest.raises(UnsafeStoreError, match='not a teacher store'): TeacherStore(tmp_path/'foreign', readonly=True)
+    assert _dir_state(tmp_path/'foreign') == fb
+    with pytest.raises(FileNotFoundError, match='no teacher store at'): TeacherStore(tmp_path/'missing', readonly=True)
+    assert not (tmp_path/'missing').exists()
+
+def test_readonly_reads_the_wal_of_a_killed_writer_and_a_live_one(tmp_path):
+    "Records a writer committed to its WAL (then SIGKILL) are all seen readonly; a readonly view follows a live writer's commits."
+    d = tmp_path/'s'
+    code = '''
+    n = int(sys.argv[2])
+    st = TeacherStore(sys.argv[1])
+    for i in range(n):
+        a = answer(3, i); st.put(req(3, i), raw_text=",".join(map(str, a)), parsed=a, model="sim-1")
+    print("committed", flush=True)
+    sys.stdin.read()                                       # wait, connection open, until killed
+    '''
+    p = _py(code, d, 50, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert p.stdout.readline().strip() == b'committed'
+    os.kill(p.pid, signal.SIGKILL); p.wait(timeout=60)
+    assert (d/'cache.db-wal').stat().st_size > 0           # the records sit in the WAL, not yet in cache.db
+    with TeacherStore(d, readonly=True) as ro:
+        assert len(ro) == 50
+        for i in range(50): _check_record(ro.get(req(3, i)), 3, i)
+    # a live writer in another process: counts only grow, every record read is whole, and the end state is all of it
+    with TeacherStore(d) as st: pass                       # a clean close folds the WAL into cache.db
+    assert not (d/'cache.db-wal').exists()
+    with TeacherStore(d, readonly=True) as ro:
+        w = _py(WRITER, d, 4, 150)
+        seen = []
+        while w.poll() is None:
+            seen.append(len(ro))
+            for k in ro.keys()[-3:]: validate_record(ro.get(k))
+            time.sleep(0.005)
+        assert w.returncode == 0
+        assert seen == sorted(seen) and seen[0] >= 50 and len(set(seen)) > 1
+        assert len(ro) == 200
+        for i in range(150): _check_record(ro.get(req(4, i)), 4, i)
+
+READ_ON_RO_FS = '''
+import sys
+from paper_distill.store import TeacherStore, StoreRequest
+with TeacherStore(sys.argv[1], readonly=True) as ro:
+    print("records", len(ro), flush=True)
+    ro.export_jsonl(sys.argv[2])
+    try: ro.put(StoreRequest("s", "m", "pair", "t", "h", "p", ("a", "b")), raw_text="1", parsed=1, model="m")
+    except PermissionError as e: print("put refused", flush=True)
+try: TeacherStore(sys.argv[1]).put(StoreRequest("s", "m", "pair", "t", "h", "p", ("a", "b")), raw_text="1", parsed=1, model="m")
+except Exception as e: print("writable open fails:", type(e).__name__, e, flush=True)
+'''
+
+def test_readonly_store_on_a_read_only_file_system(tmp_path):
+    "A store bind-mounted read-only (in a private mount namespace) opens readonly and reads whole; a writable open cannot."
+    if not shutil.which('unshare') or subprocess.run(['unshare', '-m', 'true'], capture_output=True).returncode:
+        pytest.skip('needs `unshare -m` (a mount namespace) to mount a read-only file system')
+    with _varied_store(tmp_path/'s', n=30) as st: st.export_jsonl(tmp_path/'rw.jsonl')
+    mnt = tmp_path/'mnt'; mnt.mkdir()
+    (tmp_path/'read.py').write_text(READ_ON_RO_FS)
+    q = shlex.quote
+    cmd = (f'mount --bind {q(str(tmp_path/"s"))} {q(str(mnt))} && mount -o remount,bind,ro {q(str(mnt))} && '
+           f'! touch {q(str(mnt/"probe"))} 2>/dev/null && {q(sys.executable)} {q(str(tmp_path/"read.py"))} {q(str(mnt))} {q(str(tmp_path/"ro.jsonl"))}')
+    out = subprocess.run(['unshare', '-m', 'sh', '-c', cmd], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 'records 30' in out.stdout and 'put refused' in out.stdout
+    assert 'writable open fails: OperationalError' in out.stdout           # the mount really is read-only
+    assert (tmp_path/'ro.jsonl').read_bytes() == (tmp_path/'rw.jsonl').read_bytes()

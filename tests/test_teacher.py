@@ -1,5 +1,5 @@
 """The real GeminiTeacher (google-genai client) against a local generateContent server: request shape, injected faults,
-bad answers, timeouts, secrecy of the API key, replay without HTTP, SIGKILL and resume, Batch API files."""
+bad answers, timeouts, secrecy of the API key, replay without HTTP, SIGKILL and resume, Batch API files and the Batch API end to end (upload, job, poll, download, ingest)."""
 import base64, io, json, logging, os, signal, subprocess, sys, textwrap, time
 from collections import Counter
 from pathlib import Path
@@ -13,7 +13,7 @@ from fake_gemini import FakeGemini, b64bytes, good_answer, decide
 
 from paper_distill.core import hash_image
 from paper_distill.store import TeacherStore
-from paper_distill.teacher import (GeminiTeacher, ReplayTeacher, MissingAPIKey, StoreMiss, TeacherFailure, gemini_spec,
+from paper_distill.teacher import (GeminiTeacher, ReplayTeacher, MissingAPIKey, StoreMiss, TeacherFailure, gemini_spec, BATCH_DONE,
                                    rank_request, pair_request, caption_request, shown_order, Request, TEMPLATES)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -322,10 +322,77 @@ def test_batch_file_roundtrip(tmp_path, server, key_env):
     out.append({'key': 'f' * 64, 'response': {}})
     (tmp_path/'results.jsonl').write_text('\n'.join(json.dumps(o) for o in out))
     counts = t.ingest_batch(tmp_path/'results.jsonl', tmp_path/'job.jsonl.manifest.jsonl')
-    assert counts == dict(stored=6, already=0, rejected=1, errors=1, unknown=1)
+    assert counts == dict(stored=6, already=0, rejected=1, errors=1, unknown=1, failed=[lines[0]['key'], lines[1]['key']])
     assert len(t.store) == 8
     # the batch answers are the ones the live endpoint gives for the same requests
     live = teacher(tmp_path/'live', server)
     rep = ReplayTeacher(tmp_path/'s', **gemini_spec(MODEL))
     assert rep.rank_many([(r.persona, r.images) for r in reqs[4:]]) == live.rank_many([(r.persona, r.images) for r in reqs[4:]])
     with pytest.raises(StoreMiss): rep.rank(reqs[2].persona, reqs[2].images)    # the failed ones are still missing
+
+
+def test_batch_api_end_to_end(tmp_path, key_env, caplog):
+    """write_batch → submit_batch (resumable upload + batchGenerateContent) → poll → download_batch → ingest_batch through
+    the real google-genai client and a local Batch API: valid answers stored, failed lines reported and not stored,
+    then replayed with no HTTP request; the API key travels only in its header."""
+    caplog.set_level(logging.DEBUG)
+    with FakeGemini(expected_key=SENTINEL, batch_polls=3) as server:
+        t = teacher(tmp_path/'s', server)
+        good = [rank_request(f'persona {i}', images(4, seed=i)) for i in range(8)] + \
+               [pair_request('a cooper', images(2, seed=50)), caption_request(images(1, seed=51)[0])]
+        bad = [rank_request('a mason [[batch-error]]', images(4, seed=60)), rank_request('a tiler [[nonperm]]', images(4, seed=61)),
+               pair_request('a smith [[malformed]]', images(2, seed=62))]
+        job = tmp_path/'job.jsonl'
+        assert t.write_batch(good + bad, job) == 13
+        name = t.submit_batch(job)
+        # what the service received: the file byte for byte, as JSONL, and a job over it for the teacher's model
+        (start,), chunks, (create,) = server.of_kind('upload-start'), server.of_kind('upload'), server.of_kind('batch-create')
+        assert start['upload_headers']['X-Goog-Upload-Protocol'] == 'resumable' and start['upload_headers']['X-Goog-Upload-Header-Content-Type'] == 'jsonl'
+        assert b''.join(c['raw'] for c in chunks) == job.read_bytes()
+        assert chunks[-1]['upload_headers']['X-Goog-Upload-Command'] == 'upload, finalize'
+        fid = json.loads(create['raw'])['batch']['inputConfig']['fileName']
+        assert server.files[fid.split('/')[-1]]['data'] == job.read_bytes() and create['model'] == MODEL
+        assert name == f"batches/{next(iter(server.batches))}"
+        with pytest.raises(RuntimeError, match='JOB_STATE_RUNNING, not JOB_STATE_SUCCEEDED'): t.download_batch(name, tmp_path/'early.jsonl')
+        assert not (tmp_path/'early.jsonl').exists()
+        states = [t.batch_state(name)]
+        while states[-1] not in BATCH_DONE: states.append(t.batch_state(name)); assert len(states) < 10
+        assert states == ['JOB_STATE_RUNNING', 'JOB_STATE_SUCCEEDED']           # polls 2 and 3 of batch_polls=3
+        out = t.download_batch(name, tmp_path/'results.jsonl')
+        assert out.read_bytes() == server.files[f"batch-{name.split('/')[-1]}"]['data']
+        counts = t.ingest_batch(out, tmp_path/'job.jsonl.manifest.jsonl')
+        bad_keys = [t.store_request(r)[0].key for r in bad]
+        assert counts == dict(stored=10, already=0, rejected=2, errors=1, unknown=0, failed=bad_keys)
+        assert len(t.store) == 10 and not any(k in t.store for k in bad_keys)
+        # each stored answer is the one the service decided for the line it was sent (mapped back independently)
+        bodies = {l['key']: l['request'] for l in map(json.loads, job.read_text().splitlines())}
+        n = server.count()
+        rep = ReplayTeacher(tmp_path/'s', **gemini_spec(MODEL))
+        for r in good:
+            body = bodies[t.store_request(r)[0].key]
+            got = {'rank': rep.rank, 'pair': rep.pair, 'caption': lambda p, ims: rep.caption(ims[0])}[r.task](r.persona, list(r.images))
+            assert got == (json.loads(good_answer(body))['caption'] if r.task == 'caption' else expected_value(r.task, r, body))
+            assert t.store.get(t.store_request(r)[0])['versions']['gemini_batch'] == 'true'
+        for r in bad:
+            with pytest.raises(StoreMiss): rep.rank(r.persona, list(r.images)) if r.task == 'rank' else rep.pair(r.persona, list(r.images))
+        assert server.count() == n                                            # the replay made no HTTP request at all
+        assert t.write_batch(good + bad, tmp_path/'again.jsonl') == 3           # a new job holds exactly the failed lines
+        assert [json.loads(l)['key'] for l in (tmp_path/'again.jsonl').read_text().splitlines()] == bad_keys
+        # wait_batch: gives up after timeout_s while the job runs, returns the final state once it has ended
+        server.batch_polls = 10**6
+        name2 = t.submit_batch(tmp_path/'again.jsonl', display_name='retry')
+        with pytest.raises(TimeoutError, match='still JOB_STATE_RUNNING'): t.wait_batch(name2, poll_s=0.01, timeout_s=0.05)
+        server.batch_polls = 0
+        assert t.wait_batch(name2, poll_s=0.01) == 'JOB_STATE_SUCCEEDED'
+        assert server.batches[name2.split('/')[-1]]['op']['metadata']['displayName'] == 'retry'
+        # the key: sent as a header to every call but the upload session's, never in a path, body, file or message
+        for e in server.log:
+            assert SENTINEL not in e['path'] and SENTINEL.encode() not in e['raw']
+            assert e['key_ok'] if e['kind'] != 'upload' else not e['has_key']
+        server.expected_key, server.echo_key = 'another-key', True            # a service that refuses the key and echoes it
+        with pytest.raises(TeacherFailure) as ei: t.batch_state(name)
+        assert 'HTTP 403' in str(ei.value) and '***' in str(ei.value) and SENTINEL not in str(ei.value)
+        with pytest.raises(TeacherFailure, match=r'upload of again\.jsonl: HTTP 403'): t.submit_batch(tmp_path/'again.jsonl')
+    files = [job, tmp_path/'job.jsonl.manifest.jsonl', out] + [p for p in (tmp_path/'s').rglob('*') if p.is_file()]
+    assert all(SENTINEL.encode() not in p.read_bytes() for p in files)
+    assert SENTINEL not in caplog.text
