@@ -611,12 +611,12 @@ def mini_model_cfg(context_length:int=128, # text tokens kept (MiniLM was traine
 class PretrainConfig(Config):
     "Contrastive pretraining of a mini student's image tower."
     caption_column: str = 'caption'  # which caption of the world's pretraining images ('caption' or 'caption_generic')
-    steps: int = 200  # optimiser steps
-    batch_size: int = 256  # images per step
-    lr: float = 1.5e-3  # peak AdamW learning rate (linear warm-up, cosine decay)
-    warmup: int = 20  # warm-up steps
+    steps: int = 600  # optimiser steps
+    batch_size: int = 128  # images per step
+    lr: float = 3e-3  # peak AdamW learning rate (linear warm-up, cosine decay)
+    warmup: int = 30  # warm-up steps
     weight_decay: float = 0.05  # AdamW weight decay
-    init_logit_scale: float = 10.0  # initial exp(logit scale); it is learned, capped at 100
+    init_logit_scale: float = 30.0  # initial exp(logit scale); it is learned, capped at 100
     seed: int = 0  # seed of the initialisation and the data order
     threads: int = 2  # torch CPU threads (part of what makes the bits reproducible)
     world_seed: int = 0  # the mini world's seed (WorldConfig.seed)
