@@ -5,7 +5,8 @@ import. Prints measured figures; asserts nothing about time.
 """
 import argparse, shutil, subprocess, sys, tempfile, textwrap, time
 from pathlib import Path
-from paper_distill.store import StoreRequest, TeacherStore
+from paper_distill.records import StoreRequest
+from paper_distill.store import TeacherStore
 
 def req(w, i):
     return StoreRequest('simulated', 'sim-1', 'rank', 'rank-v1', 'h', f'writer {w}: a persona sentence number {i}.',
@@ -13,7 +14,8 @@ def req(w, i):
 
 WRITER = '''
 import sys, time
-from paper_distill.store import StoreRequest, TeacherStore
+from paper_distill.records import StoreRequest
+from paper_distill.store import TeacherStore
 w, n = int(sys.argv[2]), int(sys.argv[3])
 def req(w, i):
     return StoreRequest('simulated', 'sim-1', 'rank', 'rank-v1', 'h', f'writer {w}: a persona sentence number {i}.',

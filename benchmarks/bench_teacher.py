@@ -5,16 +5,14 @@ second versus the ideal `concurrency / latency`. The target is under twice the i
 (--p429/--p503) shows the cost of retries. Run: `python benchmarks/bench_teacher.py [--requests 320 --latency 0.2
 --concurrency 16]`.
 """
-import argparse, os, sys, tempfile, time
+import argparse, os, tempfile, time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT/'tests'))
-from fake_gemini import FakeGemini
-
-from paper_distill.teacher import GeminiTeacher, rank_request
+from paper_distill.fake_gemini import FakeGemini
+from paper_distill.gemini import GeminiTeacher
+from paper_distill.prompts import rank_request
 
 
 def main():

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from paper_distill.loss import (bt_loss, bt_pair_loss, bt_loss_paper, pairwise_accuracy, ranking_levels, pair_masks,
                                 inverse_frequency_weights, UNRANKED, ABSENT)
 from paper_distill.sampling import (range_bins, preference_group, PreferenceSampler, UniformSampler, SampledGroups,
-                                    SamplerConfig, make_sampler, BIN_COUNTS)
+                                    SamplerConfig, make_sampler)
 
 
 # ---------------------------------------------------------------- loss: references

@@ -5,14 +5,16 @@ from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 import diskcache, pytest
 from paper_distill.core import canonical_json
-from paper_distill.store import (STORE_SCHEMA_VERSION, StoreRequest, TeacherStore, RecordError, UnsafeStoreError,
-                                 validate_record, is_ranking_of)
+from paper_distill.records import STORE_SCHEMA_VERSION, StoreRequest, RecordError, validate_record
+from paper_distill.prompts import is_ranking_of
+from paper_distill.store import TeacherStore, UnsafeStoreError
 
 # The requests and answers the child processes write are a function of (writer, index), so the parent can rebuild
 # exactly what every committed record must contain.
 CHILD_HELPERS = '''
 import sys
-from paper_distill.store import StoreRequest, TeacherStore
+from paper_distill.records import StoreRequest
+from paper_distill.store import TeacherStore
 def req(w, i):
     return StoreRequest("simulated", "sim-1", "rank", "rank-v1", "h", f"writer {w} persona {i} ✓", (f"img{i}", f"img{i+1}", f"img{i+2}"), {"temperature": 0.0, "seed": w})
 def answer(w, i): return [(w + i) % 3 + 1, (w + i + 1) % 3 + 1, (w + i + 2) % 3 + 1]
@@ -332,7 +334,7 @@ def test_readonly_reads_the_wal_of_a_killed_writer_and_a_live_one(tmp_path):
         assert len(ro) == 50
         for i in range(50): _check_record(ro.get(req(3, i)), 3, i)
     # a live writer in another process: counts only grow, every record read is whole, and the end state is all of it
-    with TeacherStore(d) as st: pass                       # a clean close folds the WAL into cache.db
+    TeacherStore(d).close()                                # a clean close folds the WAL into cache.db
     assert not (d/'cache.db-wal').exists()
     with TeacherStore(d, readonly=True) as ro:
         w = _py(WRITER, d, 4, 150)
@@ -348,7 +350,8 @@ def test_readonly_reads_the_wal_of_a_killed_writer_and_a_live_one(tmp_path):
 
 READ_ON_RO_FS = '''
 import sys
-from paper_distill.store import TeacherStore, StoreRequest
+from paper_distill.records import StoreRequest
+from paper_distill.store import TeacherStore
 with TeacherStore(sys.argv[1], readonly=True) as ro:
     print("records", len(ro), flush=True)
     ro.export_jsonl(sys.argv[2])

@@ -28,7 +28,7 @@ def render(nb_path=ROOT/'nbs'/'index.ipynb') -> str:
                 if o.get('output_type') == 'stream': outs.append(o.get('text', ''))
                 elif 'data' in o and 'text/plain' in o['data']: outs.append(o['data']['text/plain'])
             out = ''.join(outs).strip('\n')
-            if out: parts.append(f"    " + out.replace('\n', '\n    '))
+            if out: parts.append("    " + out.replace('\n', '\n    '))
     return '\n\n'.join(parts) + '\n'
 
 if __name__ == '__main__':
