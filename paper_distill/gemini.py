@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 # %% auto #0
-__all__ = ['log', 'GEMINI_PRICES', 'RETRY_STATUS', 'KEY_ENV_VARS', 'MODEL_ENV_VAR', 'BATCH_DONE', 'MissingAPIKey', 'redact',
-           'resolve_model', 'gemini_spec', 'image_png', 'RateLimit', 'GeminiTeacher', 'reply_from_response']
+__all__ = ['GEMINI_PRICES', 'RETRY_STATUS', 'KEY_ENV_VARS', 'MODEL_ENV_VAR', 'BATCH_DONE', 'MissingAPIKey', 'redact',
+           'resolve_model', 'gemini_spec', 'image_png', 'RateLimit', 'GeminiTeacher']
 
 # %% ../nbs/05_gemini.ipynb #5f47969b
 from PIL import Image
@@ -20,7 +20,7 @@ from .store import TeacherStore
 from .prompts import Request, is_ranking_of, TEMPLATES, InvalidAnswer, default_templates, parse_answer, load_image
 from .teacher import Teacher, TeacherFailure, Reply
 
-log = logging.getLogger('paper_distill.gemini')
+_log = logging.getLogger('paper_distill.gemini')
 
 # %% ../nbs/05_gemini.ipynb #545bb4a9
 GEMINI_PRICES = {'gemini-2.5-flash': (0.30, 2.50), 'gemini-2.5-flash-lite': (0.10, 0.40), 'gemini-2.5-pro': (1.25, 10.0)}
@@ -171,7 +171,7 @@ class GeminiTeacher(Teacher):
             if n == self.max_retries: raise TeacherFailure(redact(f"{what}: gave up after {n + 1} tries; last {why}"))
             self._count(retries=1)
             delay = min(self.max_backoff_s, self.backoff_s * 2 ** n) * self._jitter.uniform(0.5, 1.0)
-            log.debug("retry %d of %s after %s; sleeping %.2fs", n + 1, what, why, delay)
+            _log.debug("retry %d of %s after %s; sleeping %.2fs", n + 1, what, why, delay)
             time.sleep(delay)
 
     def _call(self, contents, config, what:str):
@@ -181,7 +181,7 @@ class GeminiTeacher(Teacher):
     def _ask(self, shown:Request, attempt:int, key:str)->Reply:
         t0 = time.monotonic()
         r = self._call(*self.sdk_request(self.request_body(shown)), f"{shown.task} request {key[:12]}")
-        return reply_from_response(r, self.model, time.monotonic() - t0)
+        return _reply_from_response(r, self.model, time.monotonic() - t0)
 
 def _usage(um)->dict|None:
     "Input and output (answer + thinking) token counts of a response's usage metadata."
@@ -189,7 +189,7 @@ def _usage(um)->dict|None:
     return {'input_tokens': int(um.prompt_token_count or 0),
             'output_tokens': int((um.candidates_token_count or 0) + (um.thoughts_token_count or 0))}
 
-def reply_from_response(r, # a google.genai GenerateContentResponse
+def _reply_from_response(r, # a google.genai GenerateContentResponse
                         model:str, # the model asked (used when the response does not name one)
                         latency_s:float|None=None)->Reply:
     "The raw text, finish reason, usage and model of a generateContent response."
@@ -243,12 +243,12 @@ def ingest_batch(self:GeminiTeacher, results:str|Path, # the Batch API results J
         if sreq.key in self.store: counts['already'] += 1; continue
         if 'response' not in d:
             counts['errors'] += 1; failed.append(sreq.key)
-            log.info("batch line %d: error %s", i + 1, redact(str(d.get('error'))[:200])); continue
-        rep = reply_from_response(types.GenerateContentResponse.model_validate(d['response']), sreq.model)
+            _log.info("batch line %d: error %s", i + 1, redact(str(d.get('error'))[:200])); continue
+        rep = _reply_from_response(types.GenerateContentResponse.model_validate(d['response']), sreq.model)
         fmt = TEMPLATES[sreq.template_id].fmt if sreq.template_id in TEMPLATES else self.template(sreq.task).fmt
         try: parsed = parse_answer(sreq.task, rep.text, len(sreq.image_hashes), fmt, rep.finish_reason)
         except InvalidAnswer as e:
-            counts['rejected'] += 1; failed.append(sreq.key); log.info("batch line %d rejected: %s", i + 1, e); continue
+            counts['rejected'] += 1; failed.append(sreq.key); _log.info("batch line %d rejected: %s", i + 1, e); continue
         self.store.put(sreq, raw_text=rep.text, parsed=parsed, model=rep.model or sreq.model, usage=rep.usage,
                        validator=is_ranking_of, versions={'gemini_batch': 'true'})
         counts['stored'] += 1
@@ -265,7 +265,7 @@ def submit_batch(self:GeminiTeacher, path:str|Path, # a JSONL file from `write_b
                     f"upload of {path.name}")
     job = self._retry(lambda: self.client.batches.create(model=self.model, src=f.name, config=types.CreateBatchJobConfig(display_name=display_name or path.stem)),
                       f"batch job on {f.name}")
-    log.info("batch job %s started on %s (%s)", job.name, f.name, path.name)
+    _log.info("batch job %s started on %s (%s)", job.name, f.name, path.name)
     return job.name
 
 def _state_name(st)->str: return getattr(st, 'name', str(st))

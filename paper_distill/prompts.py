@@ -12,8 +12,8 @@ from typing import Any, Sequence
 
 # %% auto #0
 __all__ = ['TEMPLATES', 'ImageRef', 'image_hash', 'load_image', 'Request', 'rank_request', 'pair_request', 'caption_request',
-           'PromptTemplate', 'default_templates', 'InvalidAnswer', 'unwrap', 'check_permutation', 'parse_answer',
-           'is_ranking_of', 'shown_order', 'to_caller']
+           'PromptTemplate', 'default_templates', 'InvalidAnswer', 'check_permutation', 'parse_answer', 'is_ranking_of',
+           'shown_order', 'to_caller']
 
 # %% ../nbs/03_prompts.ipynb #43ec2275
 import numpy as np
@@ -154,7 +154,7 @@ class InvalidAnswer(ValueError):
 _FENCE = re.compile(r'^```[A-Za-z0-9_-]*[ \t]*\n(.*?)\n?```$', re.S)
 _INT_LIST = re.compile(r'^\d+(?:[ \t]*,[ \t]*\d+)*$')
 
-def unwrap(text:str)->str:
+def _unwrap(text:str)->str:
     "Strip surrounding whitespace and one enclosing Markdown code fence."
     if not isinstance(text, str): raise InvalidAnswer(f"answer must be text, got {type(text).__name__}")
     t = text.strip()
@@ -188,7 +188,7 @@ def parse_answer(task:str, # "rank" | "pair" | "caption"
                 ):
     "Parse and validate a raw teacher answer; raise `InvalidAnswer` when it breaks the contract."
     if finish_reason not in (None, 'STOP'): raise InvalidAnswer(f"answer was cut off or blocked (finish reason {finish_reason}): {str(text)[:80]!r}")
-    t = unwrap(text)
+    t = _unwrap(text)
     if not t: raise InvalidAnswer("answer is empty")
     if task == 'rank':
         if fmt == 'json': return check_permutation(_json_field(t, 'ranking'), k)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 # %% auto #0
-__all__ = ['log', 'TeacherFailure', 'StoreMiss', 'Reply', 'Result', 'Teacher', 'SimulatedTeacher', 'ReplayTeacher']
+__all__ = ['TeacherFailure', 'StoreMiss', 'Reply', 'Result', 'Teacher', 'SimulatedTeacher', 'ReplayTeacher']
 
 # %% ../nbs/04_teacher.ipynb #19f5a3c7
 import numpy as np
@@ -23,7 +23,7 @@ from .store import TeacherStore
 from .prompts import (Request, is_ranking_of, PromptTemplate, InvalidAnswer, default_templates, parse_answer, shown_order,
                                    to_caller, rank_request, pair_request, caption_request)
 
-log = logging.getLogger('paper_distill.teacher')
+_log = logging.getLogger('paper_distill.teacher')
 
 # %% ../nbs/04_teacher.ipynb #12043682
 class TeacherFailure(RuntimeError):
@@ -152,7 +152,7 @@ class Teacher:
                 parsed = parse_answer(req.task, reply.text, len(order), self.fmt, reply.finish_reason)
             except InvalidAnswer as e:
                 self._count(rejected=1); last = e
-                log.info("rejected answer %d/%d to %s: %s", attempt + 1, self.max_invalid + 1, req.describe(), e)
+                _log.info("rejected answer %d/%d to %s: %s", attempt + 1, self.max_invalid + 1, req.describe(), e)
                 continue
             self.store.put(sreq, raw_text=reply.text, parsed=parsed, model=reply.model or self.model,
                            usage=reply.usage, latency_s=reply.latency_s, validator=self._validate)
