@@ -5,7 +5,7 @@ from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 import diskcache, pytest
 from paper_distill.core import canonical_json
-from paper_distill.records import STORE_SCHEMA_VERSION, StoreRequest, RecordError, validate_record
+from paper_distill.records import STORE_SCHEMA_VERSION, StoreRequest, RecordError, validate_record, make_record, write_jsonl
 from paper_distill.prompts import is_ranking_of
 from paper_distill.store import TeacherStore, UnsafeStoreError
 
@@ -124,11 +124,8 @@ def test_writer_killed_with_sigkill_loses_no_committed_record(tmp_path):
 def test_import_killed_with_sigkill_is_all_or_nothing(tmp_path):
     "An import killed with SIGKILL at several points of its run leaves the store with none or all of the snapshot."
     n = 5000
-    src = TeacherStore(tmp_path/'src')
-    with src._cache.transact():
-        for i in range(n):
-            a = answer(1, i); src.put(req(1, i), raw_text=",".join(map(str, a)), parsed=a, model="sim-1")
-    snap = tmp_path/'snap.jsonl'; assert src.export_jsonl(snap) == n; src.close()
+    recs = [make_record(req(1, i), ",".join(map(str, answer(1, i))), answer(1, i), "sim-1") for i in range(n)]
+    snap = tmp_path/'snap.jsonl'; assert write_jsonl(sorted(recs, key=lambda r: r['key']), snap) == n
     code = '''
     import time
     st = TeacherStore(sys.argv[1]); print("open", flush=True); t = time.time()
@@ -303,7 +300,7 @@ def test_readonly_open_and_reads_write_nothing(tmp_path):
         assert ro.stats().equals(want['stats'])
         with TeacherStore(tmp_path/'copy') as cp: assert cp.merge(ro).added == want['n']   # merging *from* a readonly store
         for write in (lambda: ro.put(req(9, 9), raw_text='x', parsed=[1, 2, 3], model='m'),
-                      lambda: ro.import_jsonl(tmp_path/'rw.jsonl'), lambda: ro.merge(ro), lambda: ro._cache.transact()):
+                      lambda: ro.import_jsonl(tmp_path/'rw.jsonl'), lambda: ro.merge(ro)):
             with pytest.raises(PermissionError, match='opened readonly; open it with readonly=False to write'): write()
         assert 'readonly' in repr(ro)
     assert _dir_state(tmp_path/'s') == before
