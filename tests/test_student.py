@@ -1,4 +1,4 @@
-"Integration, fault and bad-input tests of paper_distill.student (offline)."
+"Integration, fault and bad-input tests of paper_distill.clip, .convert, .student and .mini_students (offline)."
 import json, os, subprocess, sys
 from pathlib import Path
 
@@ -7,11 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-import open_clip
 from paper_distill.core import hash_text
-from paper_distill.student import (CONFIG_NAME, WEIGHTS_NAME, MINI_TEXT_MODEL, PretrainConfig, Student, StudentConfig,
-                                   convert_hf_clip, load_clip, mini_student_dir, new_clip, mini_model_cfg, MINI_PREPROCESS,
-                                   resolve_text_source, tiny_hf_clip, _tiny_text_ids, weights_sha256)
+from paper_distill.clip import (CONFIG_NAME, WEIGHTS_NAME, MINI_TEXT_MODEL, MINI_PREPROCESS, load_clip, mini_model_cfg,
+                                mini_student_dir, new_clip, read_local_dir_config, resolve_text_source)
+from paper_distill.convert import convert_hf_clip
+from paper_distill.student import Student, StudentConfig
+from paper_distill.mini_students import MINI_STUDENTS, PretrainConfig, pretrain_data_sha256, weights_sha256
+from helpers import tiny_hf_clip, tiny_text_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +36,7 @@ def test_convert_saved_hf_folder_parity_and_preprocessing(hf_folder, tmp_path):
     src, hf = hf_folder
     out = convert_hf_clip(src, tmp_path/'oc')
     model, preprocess, _ = load_clip(f'local-dir:{out}')
-    x, ids = torch.randn(3, 3, 32, 32), _tiny_text_ids(3, seed=5)
+    x, ids = torch.randn(3, 3, 32, 32), tiny_text_ids(3, seed=5)
     with torch.no_grad():
         hi, ht = hf.get_image_features(pixel_values=x), hf.get_text_features(input_ids=ids)
         hi, ht = [getattr(o, 'pooler_output', o) for o in (hi, ht)]
@@ -116,7 +118,7 @@ def test_shipped_mini_students(name):
 
 
 def _short_retrain(out):
-    code = ("from paper_distill.student import *\nfrom paper_distill.world import make_world, WorldConfig\n"
+    code = ("from paper_distill.mini_students import *\nfrom paper_distill.world import make_world, WorldConfig\n"
             "w = make_world(WorldConfig.smoke())\nimport numpy as np\n"
             "d = (np.asarray(w.pretrain.sources), w.pretrain.meta.caption.tolist())\n"
             f"_, log = train_mini_student(PretrainConfig(steps=3, batch_size=64), {str(out)!r}, data=d, progress=False)\n"
@@ -137,13 +139,12 @@ def test_retraining_is_bit_identical_across_processes(tmp_path):
 
 
 def test_cli_usage():
-    r = subprocess.run([sys.executable, '-m', 'paper_distill.student', 'train'], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode != 0 and 'usage: python -m paper_distill.student retrain' in r.stderr
+    r = subprocess.run([sys.executable, '-m', 'paper_distill.mini_students', 'train'], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode != 0 and 'usage: python -m paper_distill.mini_students retrain' in r.stderr
 
 
 def test_shipped_students_match_the_current_world():
     "The shipped weights were trained on exactly the world's current pretraining data (else: retrain them)."
-    from paper_distill.student import MINI_STUDENTS, pretrain_data_sha256, read_local_dir_config
     from paper_distill.world import make_world, WorldConfig
     worlds = {}
     for name, cfg in MINI_STUDENTS.items():
@@ -152,4 +153,4 @@ def test_shipped_students_match_the_current_world():
         w = worlds.setdefault(cfg.world_seed, make_world(WorldConfig(seed=cfg.world_seed)))
         imgs, caps = np.asarray(w.pretrain.sources), w.pretrain.meta[cfg.caption_column].tolist()
         assert pretrain_data_sha256(imgs, caps) == shipped['data_sha256'], \
-            f"{name}: the mini world's pretraining data changed; run `python -m paper_distill.student retrain`"
+            f"{name}: the mini world's pretraining data changed; run `python -m paper_distill.mini_students retrain`"
