@@ -4,10 +4,10 @@
 
 # %% ../nbs/00_core.ipynb #b188522f
 from __future__ import annotations
-import dataclasses, hashlib, io, json, os, random
-from dataclasses import dataclass, field, fields, asdict
+import dataclasses, hashlib, io, json, os, random, re, sys, types, typing, unicodedata
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 # %% auto #0
 __all__ = ['seed_everything', 'sha256_hex', 'hash_text', 'hash_image', 'canonical_json', 'hash_json', 'get_device', 'Config',
@@ -15,14 +15,16 @@ __all__ = ['seed_everything', 'sha256_hex', 'hash_text', 'hash_image', 'canonica
 
 # %% ../nbs/00_core.ipynb #41a2d705
 import numpy as np
-import torch
-from PIL import Image
+if TYPE_CHECKING:  # for annotations only: torch and PIL are imported inside the functions that use them
+    import torch
+    from PIL import Image
 
 # %% ../nbs/00_core.ipynb #99ade360
 def seed_everything(seed:int=0, # the seed for python, numpy and torch
                     deterministic:bool=False, # also ask torch for deterministic algorithms (slower)
                    )->np.random.Generator: # a fresh numpy Generator seeded with `seed`
     "Seed python, numpy and torch; return a numpy Generator for new code."
+    import torch
     if not isinstance(seed, (int, np.integer)) or seed < 0: raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     seed = int(seed)
     random.seed(seed)
@@ -33,8 +35,6 @@ def seed_everything(seed:int=0, # the seed for python, numpy and torch
     return np.random.default_rng(seed)
 
 # %% ../nbs/00_core.ipynb #7ab48c52
-import unicodedata
-
 def sha256_hex(data:bytes|str)->str:
     "Hex sha256 of bytes (str is UTF-8 encoded)."
     if isinstance(data, str): data = data.encode('utf-8')
@@ -48,6 +48,7 @@ def hash_text(text:str)->str:
 # %% ../nbs/00_core.ipynb #058abcbb
 def _as_pil(img)->Image.Image:
     "Open `img` (PIL image, path, bytes or HxWxC uint8 array) as a PIL image."
+    from PIL import Image
     if isinstance(img, Image.Image): return img
     if isinstance(img, (str, Path)):
         p = Path(img)
@@ -79,6 +80,7 @@ def hash_json(obj:Any)->str:
 def get_device(device:str|torch.device|None=None, # None or "cpu" → CPU; "auto" → CUDA if available; or any torch device
               )->torch.device:
     "Resolve a device, defaulting to the CPU."
+    import torch
     if device is None: return torch.device('cpu')
     if isinstance(device, torch.device): dev = device
     elif device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -96,29 +98,110 @@ def _to_jsonable(v):
     if isinstance(v, np.generic): return v.item()
     return v
 
-def _resolve_type(cls, f):
-    import typing
-    try: return typing.get_type_hints(cls).get(f.name, f.type)
-    except Exception: return f.type
+def _field_types(cls)->dict:
+    "Each field's resolved annotation (a string when it cannot be resolved: then it is not checked)."
+    try: return typing.get_type_hints(cls)
+    except Exception: pass
+    ns, out = vars(sys.modules.get(cls.__module__, typing)), {}
+    for f in fields(cls):
+        try: out[f.name] = eval(f.type, ns) if isinstance(f.type, str) else f.type
+        except Exception: out[f.name] = f.type
+    return out
 
-def _from_jsonable(tp, v):
-    import typing
-    if v is None: return None
-    origin = typing.get_origin(tp)
-    if isinstance(tp, type) and issubclass(tp, Config): return tp.from_dict(v)
-    if tp is Path: return Path(v)
-    if tp is tuple or origin is tuple: return tuple(v)
-    if origin in (typing.Union, getattr(__import__('types'), 'UnionType', None)):
-        for a in typing.get_args(tp):
-            if isinstance(a, type) and issubclass(a, Config) and isinstance(v, dict): return a.from_dict(v)
-            if a is Path and isinstance(v, str): return Path(v)
-            if (a is tuple or typing.get_origin(a) is tuple) and isinstance(v, list): return tuple(v)
-    return v
+def _type_name(tp)->str:
+    "How an annotation reads in an error: int, tuple[int, ...], str | None."
+    return tp.__name__ if isinstance(tp, type) and typing.get_origin(tp) is None else str(tp).replace('typing.', '')
+
+def _is_config(tp)->bool: return typing.get_origin(tp) is None and isinstance(tp, type) and issubclass(tp, Config)
+
+def _bad(where:str, tp, v)->TypeError:
+    return TypeError(f"{where}: expected {_type_name(tp)}, got {v!r} ({type(v).__name__})")
+
+# %% ../nbs/00_core.ipynb #c0f0a1b2
+def _is_number(v)->bool: return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+def _conform_items(tp, args, v, where):
+    "Check and convert the elements of a tuple, list or dict value."
+    origin = typing.get_origin(tp) or tp
+    if origin is dict:
+        if not isinstance(v, dict): raise _bad(where, tp, v)
+        kt, vt = args or (Any, Any)
+        return {_conform(kt, k, f'{where} key'): _conform(vt, o, f'{where}[{k!r}]') for k, o in v.items()}
+    if not isinstance(v, (list, tuple)): raise _bad(where, tp, v)
+    if origin is tuple and args and args[-1] is not Ellipsis and len(v) != len(args):
+        raise ValueError(f"{where}: expected {_type_name(tp)} ({len(args)} values), got {v!r} ({len(v)} values)")
+    if not args: kinds = [Any]*len(v)
+    elif origin is list or args[-1] is Ellipsis: kinds = [args[0]]*len(v)
+    else: kinds = list(args)
+    out = [_conform(k, o, f'{where}[{i}]') for i, (k, o) in enumerate(zip(kinds, v))]
+    return tuple(out) if origin is tuple else out
+
+def _conform(tp, # the field's annotation
+             v, # the value read (e.g. from JSON)
+             where:str, # 'Class.field', for the error
+            ):
+    "Check `v` against the annotation `tp` and convert it (list → tuple, str → Path, int → float, dict → Config)."
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any or isinstance(tp, (str, typing.TypeVar)): return v
+    if origin in (typing.Union, types.UnionType):
+        if v is None and type(None) in args: return None
+        arms = [a for a in args if a is not type(None)]
+        if len(arms) == 1: return _conform(arms[0], v, where)
+        for a in arms:
+            try: return _conform(a, v, where)
+            except (TypeError, ValueError): pass
+        raise _bad(where, tp, v)
+    if origin is typing.Literal:
+        if v in args: return v
+        raise ValueError(f"{where}: expected one of {list(args)}, got {v!r}")
+    if _is_config(tp):
+        if isinstance(v, tp): return v
+        if not isinstance(v, dict): raise _bad(where, tp, v)
+        try: return tp.from_dict(v)
+        except (TypeError, ValueError) as e: raise type(e)(f"{where}: {e}") from None
+    if tp is bool and isinstance(v, (bool, np.bool_)): return bool(v)
+    if tp is int and _is_number(v) and isinstance(v, (int, np.integer)): return int(v)
+    if tp is float and _is_number(v): return float(v)
+    if tp is str and isinstance(v, str): return v
+    if tp is Path and isinstance(v, (str, os.PathLike)): return Path(v)
+    if (origin or tp) in (tuple, list, dict): return _conform_items(tp, args, v, where)
+    if tp in (bool, int, float, str, Path) or isinstance(tp, type) and not isinstance(v, tp): raise _bad(where, tp, v)
+    return v  # an annotation of another kind (Callable, Sequence[...]): not checked
+
+# %% ../nbs/00_core.ipynb #c0f0a1b3
+_INTERVAL = re.compile(r'^\s*([\[(])\s*([^,\s]+)\s*,\s*([^\])\s]+)\s*([\])])\s*$')
+
+def _in_range(v, # a number
+              spec:str, # an interval: '[0, 1]', '(0, inf)', '[1, inf)'
+             )->bool:
+    "Whether `v` lies in the interval `spec` (square bracket: closed end; round: open end)."
+    m = _INTERVAL.match(spec)
+    if m is None: raise ValueError(f"bad range {spec!r}: write an interval such as '[0, 1]', '(0, inf)' or '[1, inf)'")
+    lb, lo, hi, hb = m[1], float(m[2]), float(m[3]), m[4]
+    return (v >= lo if lb == '[' else v > lo) and (v <= hi if hb == ']' else v < hi)
+
+def _or_list(choices)->str:
+    r = [repr(c) for c in choices]
+    return r[0] if len(r) == 1 else ', '.join(r[:-1]) + ' or ' + r[-1]
 
 # %% ../nbs/00_core.ipynb #b4459b66
 @dataclass
 class Config:
-    "Base for dataclass configs that serialise to and from JSON."
+    "Base for dataclass configs that serialise to and from JSON and check their values."
+    def __post_init__(self): self.check()
+    def check(self):
+        "Check the values when the config is built; subclasses override this, usually with one `check_ranges` call."
+    def check_ranges(self, **allowed):
+        "Raise naming the field, value and allowed range: `n='[1, inf)'`, `p='[0, 1]'`, `kind=('a', 'b')`; tuples: each element."
+        for name, spec in allowed.items():
+            v, where = getattr(self, name), f"{type(self).__name__}.{name}"
+            if v is None: continue
+            if not isinstance(spec, str):
+                if v not in spec: raise ValueError(f"{where} must be {_or_list(spec)}, got {v!r}")
+                continue
+            for x in (v if isinstance(v, (tuple, list)) else [v]):
+                if not _is_number(x): raise TypeError(f"{where} must be a number in {spec}, got {v!r} ({type(x).__name__})")
+                if not _in_range(x, spec): raise ValueError(f"{where} must be in {spec}, got {v!r}")
     def to_dict(self)->dict:
         "A plain JSON-able dict of this config."
         return {f.name: _to_jsonable(getattr(self, f.name)) for f in fields(self)}
@@ -127,12 +210,17 @@ class Config:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=True, allow_nan=False)
     @classmethod
     def from_dict(cls, d:dict):
-        "Build from a dict; unknown keys are an error naming them."
+        "Build from a dict, checking each value against its field's type; unknown keys are an error naming them."
         if not isinstance(d, dict): raise TypeError(f"{cls.__name__}.from_dict needs a dict, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown: raise ValueError(f"{cls.__name__}: unknown key(s) {unknown}; known keys are {sorted(names)}")
-        return cls(**{f.name: _from_jsonable(_resolve_type(cls, f), d[f.name]) for f in fields(cls) if f.name in d})
+        tps, kw = _field_types(cls), {}
+        for f in fields(cls):
+            if f.name not in d: continue
+            v = d[f.name]
+            kw[f.name] = None if v is None and f.default is None else _conform(tps[f.name], v, f"{cls.__name__}.{f.name}")
+        return cls(**kw)
     @classmethod
     def from_json(cls, s:str):
         "Build from JSON text."
@@ -149,7 +237,7 @@ class Config:
         "Stable sha256 of this config's canonical JSON (includes the class name)."
         return hash_json({'class': type(self).__name__, 'config': self.to_dict()})
     def replace(self, **kw):
-        "A copy with some fields changed."
+        "A copy with some fields changed (checked again)."
         return dataclasses.replace(self, **kw)
 
 # %% ../nbs/00_core.ipynb #ca03a639

@@ -43,6 +43,12 @@ class PretrainConfig(Config):
     threads: int = 2  # torch CPU threads (part of what makes the bits reproducible)
     world_seed: int = 0  # the mini world's seed (WorldConfig.seed)
 
+    def check(self):
+        "Known caption column; positive sizes and rates; a warm-up shorter than the run."
+        self.check_ranges(caption_column=('caption', 'caption_generic'), steps='[1, inf)', batch_size='[2, inf)', lr='(0, inf)',
+                          warmup=f'[0, {self.steps}]', weight_decay='[0, inf)', init_logit_scale='(0, 100]', seed='[0, inf)',
+                          threads='[1, inf)', world_seed='[0, inf)')
+
 MINI_STUDENTS = {'fashion': PretrainConfig(caption_column='caption'),
                  'generic': PretrainConfig(caption_column='caption_generic')}
 

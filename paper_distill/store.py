@@ -7,7 +7,8 @@ from __future__ import annotations
 import os, sqlite3, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+if TYPE_CHECKING: import pandas as pd
 
 # %% auto #0
 __all__ = ['UnsafeStoreError', 'TeacherStore', 'MergeReport']
@@ -15,7 +16,6 @@ __all__ = ['UnsafeStoreError', 'TeacherStore', 'MergeReport']
 # %% ../nbs/02_store.ipynb #c3799c1f
 import diskcache
 from diskcache.core import MODE_RAW, MODE_BINARY
-import pandas as pd
 from fastcore.basics import patch
 from .core import canonical_json
 from .records import (STORE_SCHEMA_VERSION, StoreRequest, RecordError, validate_record, make_record, utc_now,
@@ -266,6 +266,7 @@ def merge(self:TeacherStore, other:TeacherStore, # the store to copy records fro
 def stats(self:TeacherStore, prices:dict|None=None, # {model: {usage counter: USD per 1M tokens}}, e.g. {"gemini-2.5-flash": {"input_tokens": 0.3, "output_tokens": 2.5}}
          )->pd.DataFrame:
     "Records, tokens, mean latency (and estimated cost) per teacher, model and task."
+    import pandas as pd   # here, not at the top: opening a store should not cost pandas' import time
     rows = []
     for _, r in self.items():
         row = {'teacher_id': r['request']['teacher_id'], 'model': r['model'], 'task': r['request']['task'], 'latency_s': r['latency_s']}

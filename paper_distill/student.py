@@ -35,6 +35,13 @@ class StudentConfig(Config):
     text_batch_size: int = 256  # texts per forward pass when embedding
     image_batch_size: int = 128  # images per forward pass when embedding
 
+    def check(self):
+        "Positive batch sizes; `train` is 'all', 'head' or 'last:N' with N >= 1."
+        self.check_ranges(text_batch_size='[1, inf)', image_batch_size='[1, inf)')
+        t = self.train
+        if not (t in ('all', 'head') or (t.startswith('last:') and t[5:].isdigit() and int(t[5:]) >= 1)):
+            raise ValueError(f"StudentConfig.train must be 'all', 'head' or 'last:N' (N >= 1 blocks), got {t!r}")
+
 def _parse_train(train:str, n_blocks:int|None)->int|None:
     "Number of frozen ViT blocks before the trainable part (None: the whole tower trains)."
     if train == 'all': return None

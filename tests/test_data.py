@@ -1,7 +1,6 @@
 """Loaders for every supported format (on small files made here), bad inputs, saved splits, and the mini world's
 determinism across processes."""
 import io, json, os, subprocess, sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -252,15 +251,41 @@ def _world_hashes(cfg_json, n=2):
     return outs
 
 
+# The default world's hash: the shipped mini students and teacher store snapshots were made from this world. It changes
+# only when the vocabulary (paper_distill/data/world/*.json) or the generator changes, and then they must be rebuilt.
+DEFAULT_WORLD_HASH = '3f0490f735c3a377633e41ec0984f83fce4768f0bfd7b8f7b89a382f6d5117fe'
+
+
 def test_default_world_identical_in_two_processes():
-    "Images, persona texts, captions and splits of the default world hash the same in two fresh processes."
+    "Images, persona texts, captions and splits of the default world hash the same in two fresh processes, as pinned."
     from paper_distill.world import WorldConfig
     a, b = _world_hashes(WorldConfig().to_json())
-    assert len(a) == 64 and a == b
+    assert a == b == DEFAULT_WORLD_HASH
+
+
+def test_world_vocabulary_is_package_data():
+    "The vocabulary is read from JSON package data into the same Python types the generator relies on."
+    from paper_distill.core import package_data_dir
+    import paper_distill.world as W
+    files = sorted(p.name for p in (package_data_dir()/'world').glob('*.json'))
+    assert files == ['personas.json', 'shapes.json', 'vocabulary.json']
+    voc = json.loads((package_data_dir()/'world'/'vocabulary.json').read_text(encoding='utf-8'))
+    assert W.STYLE_DIMS == tuple(voc['style_dims']) and W.CATALOGS['hm'] == list(voc['catalogs']['hm']['categories'])
+    assert W.COLOURS['navy'] == ((30, 40, 92), (0.4, 0.0, 0.0, -0.2)) and W.PATTERNS['plain'] == (0.1, 0.0, 0.0, -0.3)
+    assert W.CATEGORIES['jeans'][1:] == ('trousers', (-0.3, 0.1, 0.2, -0.1)) and W.PLURAL == {'tailored trousers', 'jeans', 'shorts', 'leggings'}
+    assert W.ARCHETYPES['athlete']['w'] == (-0.6, 1.4, 0.0, 0.2) and W.ARCHETYPE_NAMES[0] == 'professional'
+    assert W.FIRST_NAMES[0] == ('Carmen', 'she') and W.FIRST_NAMES[-1] == ('Jordan', 'they') and W.N_TRAIN_PHRASES == 8
+
+
+def test_world_config_checked():
+    from paper_distill.world import WorldConfig
+    with pytest.raises(TypeError, match=r"WorldConfig\.n_items: expected int, got '240' \(str\)"): WorldConfig.from_json('{"n_items": "240"}')
+    with pytest.raises(ValueError, match=r"WorldConfig\.p_literal_item must be in \[0, 1\], got -0\.1"): WorldConfig(p_literal_item=-0.1)
+    with pytest.raises(ValueError, match="unknown catalog or persona set"): WorldConfig(persona_sets=('reddit',))
 
 
 def test_world_seed_changes_world_and_utility_matches():
-    from paper_distill.world import WorldConfig, make_world, CATEGORIES, COLOURS, PATTERNS
+    from paper_distill.world import WorldConfig, make_world
     w0, w1 = make_world(WorldConfig.smoke()), make_world(WorldConfig.smoke(seed=1))
     assert w0.hash() != w1.hash()
     # the teacher's interface: persona text + image hashes
@@ -277,7 +302,7 @@ def test_world_seed_changes_world_and_utility_matches():
 
 
 def test_world_without_names_and_ages():
-    "names_and_ages=False (FINDINGS §7's nuisance removed): Nemotron-style texts carry no name or age."
+    "names_and_ages=False (the name-and-age nuisance removed): Nemotron-style texts carry no name or age."
     from paper_distill.world import WorldConfig, make_world, FIRST_NAMES
     w = make_world(WorldConfig.smoke(catalogs=('hm',), persona_sets=('nemotron',), names_and_ages=False))
     texts = w.personas['nemotron'].texts
