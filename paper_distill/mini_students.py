@@ -44,9 +44,9 @@ class PretrainConfig(Config):
     world_seed: int = 0  # the mini world's seed (WorldConfig.seed)
 
     def check(self):
-        "Known caption column; positive sizes and rates; a warm-up shorter than the run."
+        "Known caption column; positive sizes and rates."
         self.check_ranges(caption_column=('caption', 'caption_generic'), steps='[1, inf)', batch_size='[2, inf)', lr='(0, inf)',
-                          warmup=f'[0, {self.steps}]', weight_decay='[0, inf)', init_logit_scale='(0, 100]', seed='[0, inf)',
+                          warmup='[0, inf)', weight_decay='[0, inf)', init_logit_scale='(0, 100]', seed='[0, inf)',
                           threads='[1, inf)', world_seed='[0, inf)')
 
 MINI_STUDENTS = {'fashion': PretrainConfig(caption_column='caption'),
