@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_student.ipynb #297107b5
 from __future__ import annotations
-import contextlib
+import contextlib, hashlib, os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -21,7 +21,8 @@ import open_clip
 from fastcore.basics import patch
 from PIL import Image
 from tqdm.auto import tqdm
-from .core import Config, _as_pil, hash_text
+from safetensors.torch import load_file, save_file
+from .core import Config, _as_pil, hash_json, hash_text
 from .clip import load_clip, read_local_dir_config, save_local_dir
 
 # %% ../nbs/10_student.ipynb #a16a5862
@@ -231,6 +232,50 @@ def score(self:Student, texts, # a list of texts, or their embeddings [m, d]
     t = texts if isinstance(texts, torch.Tensor) else self.embed_texts(texts)
     if t.shape[-1] != image_embs.shape[-1]: raise ValueError(f"text dim {t.shape[-1]} != image dim {image_embs.shape[-1]}")
     return F.normalize(t.float(), dim=-1).to(image_embs.device) @ F.normalize(image_embs.float(), dim=-1).T
+
+# %% ../nbs/10_student.ipynb #46c63c94
+@patch
+def fingerprint(self:Student, part:str, # 'text' (the frozen text tower) or 'trunk' (the frozen part of the image tower)
+               )->str:
+    "sha256 over the bytes of the frozen parameters of one part (computed once per student)."
+    memo = self.__dict__.setdefault('_fingerprints', {})
+    if part not in memo:
+        if part == 'text': params = self.text_parameters()
+        elif part == 'trunk': params = [p for p in self.image_tower.parameters() if not p.requires_grad] + [self._mean, self._std]
+        else: raise ValueError(f"fingerprint part must be 'text' or 'trunk', got {part!r}")
+        h = hashlib.sha256()
+        for p in params: h.update(p.detach().cpu().contiguous().numpy().tobytes())
+        memo[part] = h.hexdigest()
+    return memo[part]
+
+def _disk_cached(folder:Path|None, key:str, fn:Callable)->torch.Tensor:
+    "fn()'s tensor, read from `folder/key.safetensors` when there, else computed and written (atomically)."
+    if folder is None: return fn()
+    path = Path(folder)/f'{key}.safetensors'
+    if path.exists(): return load_file(str(path))['x']
+    x = fn(); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp'); save_file({'x': x.contiguous()}, str(tmp)); os.replace(tmp, path)
+    return x
+
+@patch
+def embed_texts_cached(self:Student, texts:Sequence[str], # the texts
+                       cache_dir:str|Path|None, # the cache folder (None: no disk cache)
+                       progress:bool=False, # show a progress bar when computing
+                      )->torch.Tensor:
+    "`embed_texts`, kept on disk by text-tower fingerprint and texts."
+    key = 'text-' + hash_json([self.cfg.model, self.fingerprint('text'), [hash_text(t) for t in texts]])
+    return _disk_cached(cache_dir, key, lambda: self.embed_texts(list(texts), progress=progress))
+
+@patch
+def trunk_features_cached(self:Student, images, # images as `pixels` takes them
+                          image_keys:Sequence[str], # a content hash per image (e.g. `Catalog.hashes()`)
+                          cache_dir:str|Path|None, # the cache folder (None: no disk cache)
+                          progress:bool=False, # show a progress bar when computing
+                         )->torch.Tensor:
+    "`trunk_features`, kept on disk by trunk fingerprint, frozen depth, image size and image content."
+    if len(image_keys) != len(images): raise ValueError(f"{len(image_keys)} image keys for {len(images)} images; give one content hash per image")
+    key = 'trunk-' + hash_json([self.cfg.model, self.fingerprint('trunk'), self.n_frozen_blocks, list(self.image_size), list(image_keys)])
+    return _disk_cached(cache_dir, key, lambda: self.trunk_features(images, progress=progress))
 
 # %% ../nbs/10_student.ipynb #8a2d0ec5
 @patch

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json, logging, math, threading
 from concurrent.futures import ThreadPoolExecutor, wait, FIRST_COMPLETED
+from itertools import islice
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -49,6 +50,7 @@ class Result:
     value: Any = None # ranking (0-based caller indices) | 0/1 | caption; None when it failed
     cached: bool = False # answered from the store
     error: str|None = None # why it failed
+    missing: bool = False # failed because a replay store lacks the answer
     @property
     def ok(self)->bool: return self.error is None
 
@@ -143,9 +145,9 @@ class Teacher:
         last = None
         for attempt in range(self.max_invalid + 1):
             try: reply = self._ask(shown, attempt, key)
-            except TeacherFailure as e:
+            except (TeacherFailure, StoreMiss) as e:     # one request fails; a batch goes on with the others
                 self._count(failures=1)
-                return Result(req, key, error=str(e))
+                return Result(req, key, error=str(e), missing=isinstance(e, StoreMiss))
             u = reply.usage or {}
             self._count(calls=1, input_tokens=u.get('input_tokens', 0), output_tokens=u.get('output_tokens', 0))
             try:
@@ -180,6 +182,15 @@ def label(self:Teacher, requests:Sequence[Request], # the requests to answer
     out: list = [None] * len(requests)
     todo = []
     bar = tqdm(total=len(keyed), desc=desc or f"{self.teacher_id} {self.model}", disable=not progress, unit='req')
+    def _one(item):
+        key, idx = item
+        return item, self.answer(requests[idx[0]])
+    def _done(item, res):
+        key, idx = item
+        out[idx[0]] = res
+        for i in idx[1:]:   # the same question listed again (maybe in another order): a store hit now
+            out[i] = self.answer(requests[i]) if res.ok else Result(requests[i], key, error=res.error)
+        bar.update(1)
     try:
         for key, idx in keyed.items():
             if key in self.store:
@@ -187,20 +198,18 @@ def label(self:Teacher, requests:Sequence[Request], # the requests to answer
                 bar.update(1)
             else: todo.append((key, idx))
         bar.set_postfix(_postfix(self.stats), refresh=False)
-        def _one(item):
-            key, idx = item
-            return item, self.answer(requests[idx[0]])
+        if self.concurrency == 1:   # one at a time: in this thread, no pool to start
+            for item in todo:
+                _done(*_one(item)); bar.set_postfix(_postfix(self.stats), refresh=False)
+            return out
         with ThreadPoolExecutor(max_workers=self.concurrency) as ex:
-            futs = {ex.submit(_one, it) for it in todo}
+            queue, window, futs = iter(todo), 2 * self.concurrency, set()
             try:
-                while futs:
-                    done, futs = wait(futs, return_when=FIRST_COMPLETED)
-                    for f in done:
-                        (key, idx), res = f.result()
-                        out[idx[0]] = res
-                        for i in idx[1:]:   # the same question listed again (maybe in another order): a store hit now
-                            out[i] = self.answer(requests[i]) if res.ok else Result(requests[i], key, error=res.error)
-                        bar.update(1)
+                while True:
+                    futs |= {ex.submit(_one, it) for it in islice(queue, window - len(futs))}   # refill the window
+                    if not futs: break
+                    done, futs = wait(futs, return_when=FIRST_COMPLETED)   # O(window) per completion, not O(batch)
+                    for f in done: _done(*f.result())
                     bar.set_postfix(_postfix(self.stats), refresh=False)
             except BaseException:
                 for f in futs: f.cancel()
@@ -210,7 +219,7 @@ def label(self:Teacher, requests:Sequence[Request], # the requests to answer
 
 # %% ../nbs/04_teacher.ipynb #e63fcb64
 def _value_or_raise(res:Result):
-    if res.error is not None: raise TeacherFailure(res.error)
+    if res.error is not None: raise (StoreMiss if res.missing else TeacherFailure)(res.error)
     return res.value
 
 @patch

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json, math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 # %% auto #0
@@ -18,7 +19,10 @@ __all__ = ['STYLE_DIMS', 'CATEGORIES', 'PLURAL', 'CATALOGS', 'CATALOG_TITLES', '
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
+from fastcore.basics import patch
 from .core import Config, hash_json, package_data_dir
+from .store import TeacherStore
+from .teacher import SimulatedTeacher
 from .data import Catalog, Personas, Splits
 
 # %% ../nbs/07_world.ipynb #a422e3e0
@@ -162,8 +166,7 @@ _LITERAL = _PEOPLE['literal_sentences']    # the optional literal sentences (col
 _PRON = {'she': ('she', 'her', 's'), 'he': ('he', 'his', 's'), 'they': ('they', 'their', '')}
 
 def _verb(base, pron):  # enjoys / enjoy
-    if pron != 'they': return base
-    return {'enjoys': 'enjoy', 'loves': 'love', 'values': 'value', 'cares': 'care', 'prizes': 'prize', 'is': 'are', 'likes': 'like', 'has': 'have'}[base]
+    return base if pron != 'they' else {'enjoys': 'enjoy', 'loves': 'love', 'values': 'value', 'cares': 'care', 'prizes': 'prize', 'is': 'are', 'likes': 'like', 'has': 'have'}[base]
 
 # %% ../nbs/07_world.ipynb #b8676840
 @dataclass
@@ -376,7 +379,6 @@ class World:
 
     def save_splits(self, folder)->list:
         "Write every catalog and persona split as JSON (`<folder>/catalog_<name>.json`, `personas_<name>.json`)."
-        from pathlib import Path
         folder = Path(folder)
         return [s.save(folder/f'catalog_{k}.json') for k, s in self.catalog_splits.items()] + \
                [s.save(folder/f'personas_{k}.json') for k, s in self.persona_splits.items()]
@@ -422,3 +424,16 @@ def make_world(config:WorldConfig|None=None, # the world's parameters (default: 
         df['split'] = [split_of[i] for i in ids]
         personas[name] = Personas(texts, ids, df, name)
     return World(cfg, catalogs, catalog_splits, personas, persona_splits, pretrain)
+
+# %% ../nbs/07_world.ipynb #773ab0d9
+@patch
+def teacher(self:World, store:TeacherStore|str|Path, # the teacher store (or its directory)
+            **kw, # SimulatedTeacher arguments that override the world's (temperature, seed, position_bias, ...)
+           )->SimulatedTeacher:
+    "This world's SimulatedTeacher: its utility, its config's temperature, literal captions, a name from the config hash."
+    H = self._hash_index()
+    def caption(h:str)->str:
+        if h not in H: raise KeyError(f"image hash {h[:16]}... is not an image of this world; caption only the world's images")
+        k, i = H[h]; return str((self.pretrain if k == 'pretrain' else self.catalogs[k]).meta.caption.iat[i])
+    kw = {'name': f'world-{self.config.hash()[:16]}', 'temperature': self.config.teacher_temperature, 'caption_fn': caption, **kw}
+    return SimulatedTeacher(self.utility, store, **kw)

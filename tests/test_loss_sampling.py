@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from paper_distill.loss import (bt_loss, bt_pair_loss, bt_loss_paper, pairwise_accuracy, ranking_levels, pair_masks,
-                                inverse_frequency_weights, UNRANKED, ABSENT)
-from paper_distill.sampling import (range_bins, preference_group, PreferenceSampler, UniformSampler, SampledGroups,
-                                    SamplerConfig, make_sampler)
+                                inverse_frequency_weights, pl_loss, UNRANKED, ABSENT)
+from paper_distill.sampling import (range_bins, preference_group, PreferenceSampler, UniformSampler, UncertaintySampler,
+                                    SampledGroups, SamplerConfig, make_sampler)
 
 
 # ---------------------------------------------------------------- loss: references
@@ -199,6 +199,101 @@ def test_inverse_frequency_weights_mean_one_and_order():
         assert flat_w[flat_c == c1].min() > flat_w[flat_c == c2].max()
 
 
+# ---------------------------------------------------------------- loss: Plackett–Luce
+
+def _pl_ref(s, rankings, k_real=None, scale=1.0):
+    "Per-group PL loss by a python loop: each pick is a softmax over the real items not yet placed."
+    out = []
+    for b in range(len(s)):
+        left = list(range(s.shape[1] if k_real is None else k_real[b]))
+        tot = 0.0
+        for i in [x for x in list(rankings[b]) if x >= 0]:
+            tot -= scale * float(s[b, i]) - math.log(sum(math.exp(scale * float(s[b, j])) for j in left))
+            left.remove(i)
+        out.append(tot)
+    return out
+
+@pytest.mark.parametrize("k", [2, 3, 5, 8])
+def test_pl_any_k_matches_loop(k):
+    g = torch.Generator().manual_seed(10 + k)
+    s = torch.randn(6, k, dtype=torch.float64, generator=g)
+    rk = torch.stack([torch.randperm(k, generator=g) for _ in range(6)])
+    np.testing.assert_allclose(pl_loss(s, rk, scale=1.7, reduction='none').numpy(), _pl_ref(s, rk.tolist(), scale=1.7), rtol=1e-10)
+    assert pl_loss(s, rk).item() == pytest.approx(np.mean(_pl_ref(s, rk.tolist())), rel=1e-12)
+    assert pl_loss(s, rk, reduction='sum').item() == pytest.approx(np.sum(_pl_ref(s, rk.tolist())), rel=1e-12)
+
+def test_pl_partial_rankings():
+    g = torch.Generator().manual_seed(1)
+    s = torch.randn(4, 6, dtype=torch.float64, generator=g)
+    rk = torch.tensor([[4, 1, -1, -1, -1, -1], [0, 5, 2, -1, -1, -1], [3, -1, -1, -1, -1, -1], [5, 4, 3, 2, 1, -1]])
+    np.testing.assert_allclose(pl_loss(s, rk, reduction='none').numpy(), _pl_ref(s, rk.tolist()), rtol=1e-10)
+    # top-1 is softmax cross-entropy over the whole group; k-1 items equal the full ranking (the last pick is forced)
+    torch.testing.assert_close(pl_loss(s, rk[:, :1], scale=3.0), F.cross_entropy(3.0 * s, rk[:, 0]))
+    full = torch.cat([rk[3:, :5], torch.tensor([[0]])], 1)
+    torch.testing.assert_close(pl_loss(s[3:], rk[3:]), pl_loss(s[3:], full))
+    # numpy / list rankings are accepted like bt_loss's
+    torch.testing.assert_close(pl_loss(s, rk.numpy()), pl_loss(s, rk))
+    torch.testing.assert_close(pl_loss(s, rk.tolist()), pl_loss(s, rk))
+
+def test_pl_padding_slots_and_mask():
+    g = torch.Generator().manual_seed(2)
+    s4 = torch.randn(3, 4, dtype=torch.float64, generator=g)
+    r4 = torch.stack([torch.randperm(4, generator=g) for _ in range(3)])
+    s6 = torch.cat([s4, torch.full((3, 2), float('nan'), dtype=torch.float64)], 1)
+    m6 = torch.tensor([[True] * 4 + [False] * 2] * 3)
+    torch.testing.assert_close(pl_loss(s6, r4, mask=m6), pl_loss(s4, r4))
+    s6 = s6.clone().requires_grad_(True)
+    pl_loss(s6, torch.cat([r4, torch.full((3, 2), -1)], 1), mask=m6).backward()
+    assert torch.isfinite(s6.grad).all() and (s6.grad[:, 4:] == 0).all()
+
+@pytest.mark.parametrize("scale", [1.0, 4.0])
+def test_pl_equals_bt_for_k2(scale):
+    g = torch.Generator().manual_seed(3)
+    s = torch.randn(20, 2, dtype=torch.float64, generator=g)
+    first = torch.randint(0, 2, (20, 1), generator=g)
+    rk = torch.cat([first, 1 - first], 1)
+    torch.testing.assert_close(pl_loss(s, rk, scale=scale, reduction='none'), bt_loss(s, rk, scale=scale, reduction='none'))
+    torch.testing.assert_close(pl_loss(s, rk[:, :1], scale=scale), bt_loss(s, rk[:, :1], scale=scale))   # top-1 of 2
+
+def test_pl_gradcheck_and_extreme_scores():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    rk = torch.stack([torch.randperm(5, generator=g) for _ in range(3)]); rk[0, 3:] = -1
+    assert torch.autograd.gradcheck(lambda v: pl_loss(v, rk, scale=2.0), (x,))
+    s = torch.tensor([[1e4, -1e4, 0., 5e3, -5e3]], requires_grad=True)
+    for r, big in [([[0, 3, 2, 4, 1]], False), ([[1, 4, 2, 3, 0]], True)]:
+        s.grad = None
+        loss = pl_loss(s, torch.tensor(r), scale=20.0); loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(s.grad).all()
+        assert (loss.item() > 1e4) == big
+
+def test_pl_training_recovers_the_teacher_order():
+    g = torch.Generator().manual_seed(5)
+    target = torch.randperm(6, generator=g)[None]
+    s = torch.zeros(1, 6, requires_grad=True)
+    opt = torch.optim.SGD([s], lr=0.5)
+    for _ in range(200):
+        opt.zero_grad(); pl_loss(s, target).backward(); opt.step()
+    assert s.argsort(1, descending=True).tolist() == target.tolist()
+
+@pytest.mark.parametrize("call, exc, msg", [
+    (lambda: pl_loss(S, torch.tensor([[0, 1, 2, 2, 4], [0, 1, 2, 3, 4]])), ValueError, "not permutations"),
+    (lambda: pl_loss(S, torch.tensor([[1, 2, 3, 4, 5]] * 2)), ValueError, "1-based"),
+    (lambda: pl_loss(S, OK.float()), TypeError, r"rankings\.long\(\)"),
+    (lambda: pl_loss(S, torch.tensor([[-1, 0, 1, 2, 3]] * 2)), ValueError, "padding before real entries"),
+    (lambda: pl_loss(S, torch.tensor([[-1] * 5] * 2)), ValueError, "are empty"),
+    (lambda: pl_loss(S, OK[:1]), ValueError, "one ranking per row"),
+    (lambda: pl_loss(S[0], OK), ValueError, r"scores\[None\]"),
+    (lambda: pl_loss(S.long(), OK), TypeError, "float tensor"),
+    (lambda: pl_loss(torch.tensor([[0., 1, float('nan'), 2, 3]] * 2), OK), ValueError, "NaN or infinite"),
+    (lambda: pl_loss(S, OK, mask=torch.tensor([[True] * 4 + [False]] * 2)), ValueError, "name a padding slot"),
+    (lambda: pl_loss(S, OK, reduction='mean_pairs'), ValueError, "reduction must be 'mean', 'sum' or 'none'"),
+    (lambda: pl_loss(S, None), ValueError, "pl_loss needs rankings"),
+])
+def test_pl_bad_input(call, exc, msg):
+    with pytest.raises(exc, match=msg): call()
+
+
 # ---------------------------------------------------------------- sampling
 
 def _fn(P=40, N=300, seed=0):
@@ -290,7 +385,19 @@ def test_make_sampler_uniform_uses_group_size_from_counts():
     (lambda: range_bins(np.zeros((3, 0))), ValueError, "catalog empty"),
     (lambda: UniformSampler(10, 100, group_size=1), ValueError, "at least 2 items"),
     (lambda: UniformSampler(10, 0), ValueError, "catalog is empty"),
-    (lambda: make_sampler(SamplerConfig(kind='x'), _fn(), 40, 300), ValueError, "'preference' or 'uniform'"),
+    (lambda: make_sampler(SamplerConfig(kind='x'), _fn(), 40, 300), ValueError, "'preference', 'uniform' or 'uncertainty'"),
+    (lambda: make_sampler(SamplerConfig(kind='uncertainty'), None, 40, 300), ValueError, "uncertainty sampler needs a score_fn"),
+    (lambda: SamplerConfig(kind='uncertainty', top=0), ValueError, r"SamplerConfig\.top must be in \[1, inf\)"),
+    (lambda: UncertaintySampler(_fn(), 40, 300, top=0), ValueError, "top must be a positive int"),
+    (lambda: UncertaintySampler(_fn(), 40, 300, top=2.5), ValueError, "top must be a positive int"),
+    (lambda: UncertaintySampler(_fn(), 40, 300, group_size=1), ValueError, "at least 2 items"),
+    (lambda: UncertaintySampler(_fn(), 40, 4), ValueError, "needs 5 distinct items"),
+    (lambda: UncertaintySampler(_fn(), 40, 0), ValueError, "catalog is empty"),
+    (lambda: UncertaintySampler(_fn(), [], 300), ValueError, "non-empty 1-D array"),
+    (lambda: UncertaintySampler(_fn(), 40, 300, chunk=0), ValueError, "chunk must be"),
+    (lambda: UncertaintySampler(_fn(), 40, 300).sample(0), ValueError, "n_groups must be a positive int"),
+    (lambda: UncertaintySampler(lambda idx: np.zeros((len(idx), 299)), 4, 300).sample(3, 0), ValueError, "must return"),
+    (lambda: UncertaintySampler(lambda idx: np.full((len(idx), 300), np.nan), 4, 300).sample(3, 0), ValueError, "NaN or infinite"),
 ])
 def test_sampling_bad_input(call, exc, msg):
     with pytest.raises(exc, match=msg): call()
@@ -319,3 +426,49 @@ def test_fallbacks_never_duplicate_but_paper_mode_does():
     assert all(len(set(r)) == 5 for r in ours.items.tolist())
     assert sum(len(set(r)) < 5 for r in paper.items.tolist()) > 50
     assert ours.fallback[:, 1:3].all() and not ours.fallback[:, [0, 3, 4]].any()
+
+
+# ---------------------------------------------------------------- uncertainty sampler
+
+def _positions(fn, persona, items):
+    "Each item's position in its persona's score order (0 = the student's best)."
+    S = fn(persona)
+    ranks = np.argsort(np.argsort(-S, axis=1, kind='stable'), axis=1, kind='stable')
+    return np.take_along_axis(ranks, items, 1)
+
+@pytest.mark.parametrize("top, size", [(50, 5), (10, 3), (3, 5), (300, 4)])
+def test_uncertainty_groups_are_distinct_adjacent_and_in_the_top(top, size):
+    fn = _fn()
+    g = UncertaintySampler(fn, 40, 300, group_size=size, top=top).sample(300, 0)
+    assert g.items.shape == (300, size) and g.sampler == 'uncertainty' and g.order_mode == 'shuffled'
+    assert all(len(set(r)) == size for r in g.items.tolist())
+    pos = _positions(fn, g.persona, g.items)
+    assert pos.max() < max(top, size) and (np.ptp(pos, 1) == size - 1).all()   # adjacent, inside the top region
+    assert (g.bins == 0).all() and not g.fallback.any() and isinstance(g, SampledGroups)
+
+def test_uncertainty_anchors_cover_the_top_region_and_orders_vary():
+    fn = _fn()
+    g = UncertaintySampler(fn, 40, 300, top=30).sample(3000, 1)
+    pos = _positions(fn, g.persona, g.items)
+    assert set(np.unique(pos.min(1))) == set(range(26))            # every window start 0..top-size occurs
+    assert len({tuple(np.argsort(r)) for r in pos.tolist()}) > 60   # shown order is random, not the student's
+
+def test_uncertainty_deterministic_for_a_seed_and_chunk_free():
+    fn = _fn()
+    a, b = UncertaintySampler(fn, 40, 300).sample(100, 7), UncertaintySampler(fn, 40, 300).sample(100, 7)
+    np.testing.assert_array_equal(a.items, b.items); np.testing.assert_array_equal(a.persona, b.persona)
+    np.testing.assert_array_equal(UncertaintySampler(fn, 40, 300, chunk=3).sample(100, 7).items, a.items)
+    assert not np.array_equal(UncertaintySampler(fn, 40, 300).sample(100, 8).items, a.items)
+    np.testing.assert_array_equal(a.persona, PreferenceSampler(fn, 40, 300).sample(100, 7).persona)   # same persona stream
+
+def test_uncertainty_scores_each_sampled_persona_once_and_accepts_torch():
+    seen, base = [], _fn()
+    def fn(idx):
+        seen.extend(np.asarray(idx).tolist()); return torch.tensor(base(idx))
+    g = UncertaintySampler(fn, np.array([3, 5, 11]), 300, chunk=2).sample(40, 0)
+    assert sorted(seen) == sorted(set(g.persona.tolist())) and set(seen) <= {3, 5, 11}
+
+def test_make_sampler_uncertainty():
+    s = make_sampler(SamplerConfig(kind='uncertainty', counts=(1, 1, 1, 3), top=12), _fn(), 40, 300, chunk=5)
+    assert isinstance(s, UncertaintySampler) and (s.group_size, s.top, s.chunk) == (6, 12, 5)
+    assert SamplerConfig.from_json(SamplerConfig(kind='uncertainty', top=7).to_json()).top == 7
