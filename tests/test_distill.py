@@ -127,3 +127,17 @@ def test_paper_profile_code_path_runs_on_cpu(world, tmp_path):
     sd = load_file(str(tmp_path/'run'/'best.safetensors'))
     assert any(k.startswith('transformer.resblocks.0.') for k in sd) and 'conv1.weight' in sd   # the whole tower trained
     print(res.log[['cycle', 'val_mpr_teacher', 'loss', 'cpu_seconds']].round(3).to_string())
+
+
+def test_distillation_with_the_real_gemini_client_against_a_local_server(world, tmp_path, monkeypatch):
+    "The live-teacher path: GeminiTeacher (google-genai) against the local Gemini stand-in, images sent as PNG, answers stored."
+    from paper_distill.fake_gemini import FakeGemini
+    from paper_distill.gemini import GeminiTeacher
+    monkeypatch.setenv('GEMINI_API_KEY', 'local-test-key')
+    with FakeGemini(expected_key='local-test-key') as srv:
+        t = GeminiTeacher(tmp_path/'store', model='gemini-test', base_url=srv.url, concurrency=4)
+        res = distill(world_task(world), t, tmp_path/'run', DistillConfig.smoke(cycles=1, groups_first=20), progress=False)
+        assert srv.count(200) == 20 and t.stats['calls'] == 20 and len(t.store) == 20
+        assert res.log.groups_failed.iloc[1] == 0 and res.log.teacher_input_tokens.iloc[1] > 0
+        body = srv.answered()[0]['body']
+        assert sum('inlineData' in p for p in body['contents'][0]['parts']) == 5   # five product photos in one request
