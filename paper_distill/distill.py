@@ -381,7 +381,10 @@ def distill(task:Task, # the persona set × catalog to distil on
     student = Student(cfg.student)
     setup = _Setup(task, teacher, cfg, student, progress, home_dir()/'cache' if cache_dir == 'default' else cache_dir)
     log = run.log()
-    if log: _load_state(student, run.state_path(log[-1]['cycle']))
+    if log:                                                  # resume: the last finished cycle's parameters ...
+        _load_state(student, run.state_path(log[-1]['cycle']))
+        b = _select(log, cfg)[0] if len(log) > 1 else 0     # ... and the selected cycle's, should a kill have come between the two writes
+        if run.state_path(b).exists(): _atomic_write(run.folder/'best.safetensors', run.state_path(b).read_bytes())
     else:
         t0, c0 = time.time(), time.process_time()
         entry = {'cycle': 0, **{f'val_{k}': v for k, v in _evaluate(setup, 'val').items()}, 'seconds': time.time() - t0, 'cpu_seconds': time.process_time() - c0}
