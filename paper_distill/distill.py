@@ -203,7 +203,7 @@ class _Setup:
         self.task, self.teacher, self.cfg, self.student, self.cache_dir = task, teacher, cfg, student, cache_dir
         self.train_ids = task.persona_splits['train'][:cfg.n_train_personas]
         self.train_texts = [task.personas.text(p) for p in self.train_ids]
-        with torch.no_grad(): self.P = student.embed_texts_cached(self.train_texts, cache_dir, progress=progress).float()
+        with torch.no_grad(): self.P = student.embed_texts_cached(self.train_texts, cache_dir, progress=progress).float().to(student.device)
         self.refs = {s: task.refs(s) for s in ('train', 'val', 'test')}
         whole = student.n_frozen_blocks is None            # the whole tower trains: features are pixels, made per batch
         self.feats = {}
@@ -218,7 +218,7 @@ class _Setup:
         "Persona embeddings, truth and tournament winners of an evaluation split (heldout personas use the test items)."
         cfg, items = self.cfg, self.task.item_split(split)
         texts = self.task.texts(split, cfg.n_eval)
-        with torch.no_grad(): E = self.student.embed_texts_cached(texts, self.cache_dir).float()
+        with torch.no_grad(): E = self.student.embed_texts_cached(texts, self.cache_dir).float().to(self.student.device)
         best = self.task.best(split, cfg.n_eval)
         wins = None
         if cfg.n_eval_teacher and split != 'heldout':
@@ -240,7 +240,7 @@ def _mean_cosine(E:torch.Tensor)->float:
 def _sample(setup:_Setup, cycle:int, n_groups:int)->dict:
     "Draw a cycle's groups with the current student (seeded by the run's seed and the cycle)."
     cfg, E = setup.cfg, _embed(setup.student, setup.feats['train'], setup.n_items['train'])
-    score_fn = lambda idx: (setup.P[np.asarray(idx)] @ E.T).numpy()
+    score_fn = lambda idx: (setup.P[np.asarray(idx)] @ E.T).cpu().numpy()
     g = make_sampler(cfg.sampler, score_fn, len(setup.train_ids), setup.n_items['train']).sample(n_groups, np.random.default_rng([cfg.seed, cycle, 1]))
     return dict(persona=g.persona.tolist(), items=g.items.tolist(), bins=g.bins.tolist(), fallback=g.fallback.tolist())
 
@@ -283,7 +283,8 @@ def _train(setup:_Setup, cycle:int, persona:np.ndarray, items:np.ndarray, rankin
     else: batches = [np.arange(i, min(n, i + cfg.batch_groups)) for i in range(0, n, cfg.batch_groups)]
     st.train(); losses = []
     for b, idx in enumerate(batches):
-        loss = lossf(_scores(setup, persona[idx], items[idx]), torch.as_tensor(rankings[idx]))
+        s = _scores(setup, persona[idx], items[idx])
+        loss = lossf(s, torch.as_tensor(rankings[idx], device=s.device))
         (loss / cfg.grad_accum).backward(); losses.append(loss.item())
         if (b + 1) % cfg.grad_accum == 0:
             if cfg.clip: torch.nn.utils.clip_grad_norm_(st.trainable_parameters(), cfg.clip)
@@ -296,14 +297,14 @@ def _evaluate(setup:_Setup, split:str)->dict:
     "MPR against the truth and against the teacher's tournament winners, and the mean image cosine, of one split."
     t = setup.eval[split]
     E = _embed(setup.student, setup.feats[t['items']], setup.n_items[t['items']])
-    S = (t['E'] @ E.T).numpy()
+    S = (t['E'] @ E.T).cpu().numpy()
     out = {'mpr_truth': None if t['best'] is None else mpr(S, t['best']),
            'mpr_teacher': None if t['winners'] is None else mpr(S[:len(t['winners'])], t['winners'])}
     return {**out, 'mean_cos': _mean_cosine(E)}
 
 def _state(student:Student)->dict:
     "The trained parameters, by name (what a checkpoint holds)."
-    return {n: p.detach().clone().contiguous() for n, p in student.image_tower.named_parameters() if p.requires_grad}
+    return {n: p.detach().cpu().clone().contiguous() for n, p in student.image_tower.named_parameters() if p.requires_grad}
 
 def _save_state(student:Student, path:Path):
     "Write the trained parameters to `path` (safetensors, atomically)."
@@ -403,7 +404,7 @@ def distill(task:Task, # the persona set × catalog to distil on
         buffer = buffer + [fresh] if cfg.buffer == 'all' else [fresh]
         P, I, R = (np.concatenate(x) for x in zip(*buffer))
         loss = _train(setup, c, P, I, R)
-        with torch.no_grad(): acc = float(pairwise_accuracy(_scores(setup, *held[:2]), torch.as_tensor(held[2]))) if len(held[0]) else None
+        with torch.no_grad(): acc = float(pairwise_accuracy(s := _scores(setup, *held[:2]), torch.as_tensor(held[2], device=s.device))) if len(held[0]) else None
         bins = np.asarray(g['bins']); fb = np.asarray(g['fallback'], dtype=bool)
         entry = {'cycle': c, **{f'val_{k}': v for k, v in _evaluate(setup, 'val').items()}, 'loss': loss, 'heldout_pair_acc': acc,
                  'groups': len(g['persona']), 'groups_failed': failed, 'train_groups': int(len(P)),
