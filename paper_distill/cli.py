@@ -25,7 +25,7 @@ def _distill_config(profile, config, sampler, loss, train, seed, cycles, model)-
     if config: cfg = DistillConfig.load(config)
     elif profile == 'paper': cfg = DistillConfig.paper(**({'student': StudentConfig(model=model, train='all', device='auto')} if model else {}))
     elif profile == 'smoke': cfg = DistillConfig.smoke()
-    elif profile == 'mini': cfg = DistillConfig()
+    elif profile == 'mini': cfg = DistillConfig.mini()
     else: raise ValueError(f"unknown profile {profile!r}: use 'smoke', 'mini' or 'paper'")
     kw = {}
     if sampler: kw['sampler'] = cfg.sampler.replace(kind=sampler)
@@ -42,7 +42,7 @@ def distill_command(profile:str='mini', # smoke | mini | paper
                     personas_file:str=None, # paper profile: your persona table (CSV, JSONL or parquet; column 'persona')
                     model:str=None, # the student: any load_clip name (paper default: local-dir:fashion-clip)
                     sampler:str=None, # preference | uniform | uncertainty (default: preference)
-                    loss:str=None, # bt | pl (default: bt)
+                    loss:str=None, # bt | pl (default: the profile's: pl for mini, bt for smoke and paper)
                     train:str=None, # what trains: head | all | last:N (default: the profile's)
                     seed:int=None, # seed of sampling and batches (default 0)
                     cycles:int=None, # number of cycles (default: the profile's)

@@ -140,6 +140,11 @@ class DistillConfig(Config):
         return cls(**{**d, **kw})
 
     @classmethod
+    def mini(cls, **kw)->DistillConfig:
+        "The mini profile: the default recipe with the Plackett–Luce loss at scale 10, chosen on validation (findings notebook)."
+        return cls(**{'loss': 'pl', 'scale': 10.0, **kw})
+
+    @classmethod
     def smoke(cls, **kw)->DistillConfig:
         "A run of seconds, for tests."
         d = dict(cycles=3, groups_first=60, groups_per_cycle=60, steps=30, batch_groups=16, n_eval=60, patience=3)
