@@ -17,7 +17,8 @@ import numpy as np, torch
 from threadpoolctl import threadpool_info
 from paper_distill.world import make_world
 from paper_distill.store import TeacherStore
-from paper_distill.distill import DistillConfig, distill, world_task
+from paper_distill.distill import DistillConfig, distill
+from paper_distill.tasks import world_task
 root, cycles, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 w = make_world(); task = world_task(w, 'nemotron', 'hm')
 world_cpu = time.process_time() - c0

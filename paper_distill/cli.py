@@ -17,7 +17,8 @@ from .store import TeacherStore
 from .teacher import ReplayTeacher
 from .world import WorldConfig, make_world
 from .student import StudentConfig
-from .distill import DistillConfig, distill, folder_task, world_task
+from .tasks import folder_task, world_task
+from .distill import DistillConfig, distill
 
 # %% ../nbs/80_cli.ipynb #1772afca
 def _distill_config(profile, config, sampler, loss, train, seed, cycles, model)->DistillConfig:

@@ -7,7 +7,8 @@ import pytest, torch
 from safetensors.torch import load_file
 
 import paper_distill.distill as D
-from paper_distill.distill import DistillConfig, Run, distill, world_task
+from paper_distill.distill import DistillConfig, Run, distill
+from paper_distill.tasks import world_task
 from paper_distill.store import TeacherStore
 from paper_distill.teacher import ReplayTeacher
 from paper_distill.world import WorldConfig, make_world
@@ -35,7 +36,8 @@ def test_smoke_distillation_raises_validation_mpr(world, tmp_path):
 
 RUNNER = textwrap.dedent('''
     import sys
-    from paper_distill.distill import DistillConfig, distill, world_task
+    from paper_distill.distill import DistillConfig, distill
+    from paper_distill.tasks import world_task
     from paper_distill.store import TeacherStore
     from paper_distill.world import WorldConfig, make_world
     w = make_world(WorldConfig.smoke())
