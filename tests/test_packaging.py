@@ -15,9 +15,9 @@ def _norm(spec:str)->str:
     return f"{r.name.lower().replace('_', '-')}{r.specifier}"
 
 def test_environment_yml_names_the_settings_requirements():
-    "The conda env's pip section lists exactly settings.ini's requirements + dev_requirements, and Python 3.11."
+    "The conda env's pip section lists exactly settings.ini's requirements, dev and faiss requirements, and Python 3.11."
     s = _settings()
-    want = {_norm(o) for o in shlex.split(s['requirements']) + shlex.split(s['dev_requirements'])}
+    want = {_norm(o) for k in ('requirements', 'dev_requirements', 'faiss_requirements') for o in shlex.split(s.get(k, ''))}
     env = yaml.safe_load((ROOT/'environment.yml').read_text())
     deps = env['dependencies']
     assert 'python=3.11' in deps, "environment.yml must pin python=3.11"
