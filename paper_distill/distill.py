@@ -288,6 +288,10 @@ def _select(log:list, cfg:DistillConfig)->tuple[int, bool]:
     best = int(np.argmax(vals))
     return log[best]['cycle'], log[-1]['cycle'] - log[best]['cycle'] >= cfg.patience
 
+def _finished(log:list, cfg:DistillConfig)->bool:
+    "Whether a run is over: all its cycles done, or patience run out."
+    return log[-1]['cycle'] >= cfg.cycles or (len(log) > 1 and _select(log, cfg)[1])
+
 def _cycle_groups(run:Run, replay:Run|None, setup:_Setup, cycle:int)->dict:
     "The cycle's recorded groups (own folder, then the replayed run), else new ones drawn and recorded now."
     for r in (run, replay):
@@ -314,20 +318,10 @@ def _labelled(setup:_Setup, g:dict, progress:bool)->tuple:
     h = math.ceil(setup.cfg.holdout * len(P))
     return (P[:h], I[:h], R[:h]), (P[h:], I[h:], R[h:]), int((~ok).sum())
 
-def distill(task:Task, # the persona set × catalog to distil on
-            teacher, # the teacher (`teacher.Teacher`: simulated, replay or Gemini), answering through its store
-            folder:str|Path, # the run folder (resumed when it holds a run)
-            cfg:DistillConfig|None=None, # the recipe (None: the folder's)
-            replay_from:str|Path|None=None, # another run folder whose recorded groups this run asks again
-            progress:bool=True, # progress bars
-            cache_dir:str|Path|None='default', # disk cache of persona embeddings and frozen features ('default': $PAPER_DISTILL_HOME/cache; None: off)
-           )->DistillResult:
-    "Distil the teacher into the student, cycle by cycle, resumably; return the selected student and its figures."
-    run = Run(folder, cfg); cfg = run.cfg
-    replay = Run(replay_from) if replay_from is not None else None
-    torch.set_num_threads(cfg.threads); seed_everything(cfg.seed)
-    student = Student(cfg.student)
-    setup = _Setup(task, teacher, cfg, student, progress, home_dir()/'cache' if cache_dir == 'default' else cache_dir)
+# %% ../nbs/20_distill.ipynb #5e4b458d
+def _start(run:Run, replay:Run|None, setup:_Setup)->tuple[list, list]:
+    "The run's log and training buffer so far: cycle 0 (the untrained student) when new, else the last finished cycle's parameters put back."
+    cfg, student = setup.cfg, setup.student
     log = run.log()
     if log:                                                  # resume: the last finished cycle's parameters ...
         _load_state(student, run.state_path(log[-1]['cycle']))
@@ -341,35 +335,68 @@ def distill(task:Task, # the persona set × catalog to distil on
     buffer = []                                              # training parts of earlier cycles (store hits on a resume)
     if cfg.buffer == 'all':
         for c in range(1, log[-1]['cycle'] + 1): buffer.append(_labelled(setup, _cycle_groups(run, replay, setup, c), False)[1])
-    done = _select(log, cfg)[1] if len(log) > 1 else False
+    return log, buffer
+
+def _begin_cycle(run:Run, replay:Run|None, setup:_Setup, c:int, buffer:list)->dict:
+    "A cycle up to training: its groups, the teacher's rankings, the held-out part and the training data (buffer updated)."
+    s0 = dict(setup.teacher.stats)
+    g = _cycle_groups(run, replay, setup, c)
+    held, fresh, failed = _labelled(setup, g, False)
+    buffer[:] = buffer + [fresh] if setup.cfg.buffer == 'all' else [fresh]
+    P, I, R = (np.concatenate(x) for x in zip(*buffer))
+    return dict(g=g, held=held, failed=failed, train=(P, I, R), teacher=_teacher_delta(s0, setup.teacher.stats))
+
+def _end_cycle(run:Run, setup:_Setup, c:int, cy:dict, loss:float, log:list, seconds:float, cpu_seconds:float)->dict:
+    "A trained cycle's held-out accuracy, validation figures and log entry; its checkpoint written and the selection updated."
+    student, cfg, (g, held) = setup.student, setup.cfg, (cy['g'], cy['held'])
+    with torch.no_grad(): acc = float(pairwise_accuracy(s := _scores(setup, *held[:2]), torch.as_tensor(held[2], device=s.device))) if len(held[0]) else None
+    bins = np.asarray(g['bins']); fb = np.asarray(g['fallback'], dtype=bool)
+    entry = {'cycle': c, **{f'val_{k}': v for k, v in _evaluate(setup, 'val').items()}, 'loss': loss, 'heldout_pair_acc': acc,
+             'groups': len(g['persona']), 'groups_failed': cy['failed'], 'train_groups': int(len(cy['train'][0])),
+             'fallback_rate': float(fb.mean()), 'bin_occupancy': {int(b): float((bins[~fb] == b).mean()) for b in np.unique(bins[~fb])} if (~fb).any() else {},
+             **cy['teacher'], 'seconds': seconds, 'cpu_seconds': cpu_seconds}
+    _save_state(student, run.state_path(c))
+    prev = _select(log, cfg)[0]
+    run.append(entry); log.append(entry)
+    best = _select(log, cfg)[0]
+    if best == c: _atomic_write(run.folder/'best.safetensors', run.state_path(c).read_bytes())
+    old = run.state_path(c - 2)                              # kept while it is the selected cycle, now or one cycle ago
+    if old.exists() and c - 2 not in (best, prev): old.unlink()
+    return entry
+
+def _result(run:Run, setup:_Setup, log:list)->DistillResult:
+    "Load the selected cycle, score it on the test splits, write result.json."
+    best = _select(log, setup.cfg)[0]
+    _load_state(setup.student, run.folder/'best.safetensors')
+    test = {s: _evaluate(setup, s) for s in ('test', 'heldout') if s in setup.eval}
+    res = {'best_cycle': best, 'cycles_run': log[-1]['cycle'], 'stopped_early': log[-1]['cycle'] < setup.cfg.cycles, 'test': test}
+    _atomic_write(run.folder/'result.json', json.dumps(res, indent=2, sort_keys=True) + '\n')
+    return DistillResult(run.folder, pd.DataFrame(run.log()), best, test, setup.student)
+
+# %% ../nbs/20_distill.ipynb #e891f2f3
+def distill(task:Task, # the persona set × catalog to distil on
+            teacher, # the teacher (`teacher.Teacher`: simulated, replay or Gemini), answering through its store
+            folder:str|Path, # the run folder (resumed when it holds a run)
+            cfg:DistillConfig|None=None, # the recipe (None: the folder's)
+            replay_from:str|Path|None=None, # another run folder whose recorded groups this run asks again
+            progress:bool=True, # progress bars
+            cache_dir:str|Path|None='default', # disk cache of persona embeddings and frozen features ('default': $PAPER_DISTILL_HOME/cache; None: off)
+           )->DistillResult:
+    "Distil the teacher into the student, cycle by cycle, resumably; return the selected student and its figures."
+    run = Run(folder, cfg); cfg = run.cfg
+    replay = Run(replay_from) if replay_from is not None else None
+    torch.set_num_threads(cfg.threads); seed_everything(cfg.seed)
+    setup = _Setup(task, teacher, cfg, Student(cfg.student), progress, home_dir()/'cache' if cache_dir == 'default' else cache_dir)
+    log, buffer = _start(run, replay, setup)
     bar = tqdm(range(log[-1]['cycle'] + 1, cfg.cycles + 1), desc=f'distill {task.name}', disable=not progress)
     for c in bar:
-        if done: break
-        t0, c0, s0 = time.time(), time.process_time(), dict(teacher.stats)
-        g = _cycle_groups(run, replay, setup, c)
-        held, fresh, failed = _labelled(setup, g, False)
-        buffer = buffer + [fresh] if cfg.buffer == 'all' else [fresh]
-        P, I, R = (np.concatenate(x) for x in zip(*buffer))
-        loss = _train(setup, c, P, I, R)
-        with torch.no_grad(): acc = float(pairwise_accuracy(s := _scores(setup, *held[:2]), torch.as_tensor(held[2], device=s.device))) if len(held[0]) else None
-        bins = np.asarray(g['bins']); fb = np.asarray(g['fallback'], dtype=bool)
-        entry = {'cycle': c, **{f'val_{k}': v for k, v in _evaluate(setup, 'val').items()}, 'loss': loss, 'heldout_pair_acc': acc,
-                 'groups': len(g['persona']), 'groups_failed': failed, 'train_groups': int(len(P)),
-                 'fallback_rate': float(fb.mean()), 'bin_occupancy': {int(b): float((bins[~fb] == b).mean()) for b in np.unique(bins[~fb])} if (~fb).any() else {},
-                 **_teacher_delta(s0, teacher.stats), 'seconds': time.time() - t0, 'cpu_seconds': time.process_time() - c0}
-        _save_state(student, run.state_path(c))
-        run.append(entry); log.append(entry)
-        best, done = _select(log, cfg)
-        if best == c: _atomic_write(run.folder/'best.safetensors', run.state_path(c).read_bytes())
-        for old in (run.state_path(c - 2),):
-            if old.exists() and c - 2 != best: old.unlink()
-        bar.set_postfix(val=f"{entry[f'val_mpr_{cfg.select_on}']:.3f}", best=best)
-    best = _select(log, cfg)[0]
-    _load_state(student, run.folder/'best.safetensors')
-    test = {s: _evaluate(setup, s) for s in ('test', 'heldout') if s in setup.eval}
-    res = {'best_cycle': best, 'cycles_run': log[-1]['cycle'], 'stopped_early': log[-1]['cycle'] < cfg.cycles, 'test': test}
-    _atomic_write(run.folder/'result.json', json.dumps(res, indent=2, sort_keys=True) + '\n')
-    return DistillResult(run.folder, pd.DataFrame(run.log()), best, test, student)
+        if _finished(log, cfg): break
+        t0, c0 = time.time(), time.process_time()
+        cy = _begin_cycle(run, replay, setup, c, buffer)
+        loss = _train(setup, c, *cy['train'])
+        entry = _end_cycle(run, setup, c, cy, loss, log, time.time() - t0, time.process_time() - c0)
+        bar.set_postfix(val=f"{entry[f'val_mpr_{cfg.select_on}']:.3f}", best=_select(log, cfg)[0])
+    return _result(run, setup, log)
 
 # %% ../nbs/20_distill.ipynb #0cde1c87
 def run_labels(folder:str|Path, # a run folder
