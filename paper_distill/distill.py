@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 from .core import Config, home_dir, seed_everything
 from .prompts import rank_request
 from .tasks import Task
@@ -397,6 +398,16 @@ def distill(task:Task, # the persona set × catalog to distil on
         entry = _end_cycle(run, setup, c, cy, loss, log, time.time() - t0, time.process_time() - c0)
         bar.set_postfix(val=f"{entry[f'val_mpr_{cfg.select_on}']:.3f}", best=_select(log, cfg)[0])
     return _result(run, setup, log)
+
+# %% ../nbs/20_distill.ipynb #43bbd7fa
+@patch
+def student(self:Run, cycle:int|None=None, # a cycle whose checkpoint is still in the folder (None: the selected one)
+           )->Student:
+    "The run's student, with the selected cycle's trained parameters (or those of `cycle`)."
+    p = self.folder/'best.safetensors' if cycle is None else self.state_path(cycle)
+    if not p.exists(): raise FileNotFoundError(f"{p} does not exist: the run has no checkpoint {'yet' if cycle is None else f'of cycle {cycle} (only the last two and the selected one are kept)'}")
+    st = Student(self.cfg.student); _load_state(st, p)
+    return st
 
 # %% ../nbs/20_distill.ipynb #0cde1c87
 def run_labels(folder:str|Path, # a run folder
