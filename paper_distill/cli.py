@@ -19,6 +19,7 @@ from .world import WorldConfig, make_world
 from .student import StudentConfig
 from .tasks import folder_task, world_task
 from .distill import DistillConfig, distill
+from .lockstep import distill_lockstep
 
 # %% ../nbs/80_cli.ipynb #1772afca
 def _distill_config(profile, config, sampler, loss, train, seed, cycles, model)->DistillConfig:
@@ -46,11 +47,12 @@ def distill_command(profile:str='mini', # smoke | mini | paper
                     loss:str=None, # bt | pl (default: the profile's: pl for mini, bt for smoke and paper)
                     train:str=None, # what trains: head | all | last:N (default: the profile's)
                     seed:int=None, # seed of sampling and batches (default 0)
+                    seeds:str=None, # several seeds at once, e.g. 0,1,2: head-only runs trained in lockstep, one folder each
                     cycles:int=None, # number of cycles (default: the profile's)
                     teacher:str='simulated', # simulated (mini world) | replay (store only) | gemini
                     gemini_model:str=None, # the Gemini model (or $PAPER_DISTILL_GEMINI_MODEL)
                     store:str=None, # the teacher store folder (default: $PAPER_DISTILL_HOME/store)
-                    out:str=None, # the run folder (default: $PAPER_DISTILL_HOME/runs/<profile>-<task>-<sampler>-s<seed>)
+                    out:str=None, # the run folder (default: $PAPER_DISTILL_HOME/runs/<profile>-<task>-<sampler>-s<seed>); with --seeds, the folder of the runs' folders
                     replay_from:str=None, # another run folder whose recorded teacher requests to ask again
                     config:str=None, # a DistillConfig JSON file (replaces the profile's recipe)
                     quiet:bool=False, # no progress bars
@@ -72,12 +74,19 @@ def distill_command(profile:str='mini', # smoke | mini | paper
         t = world.teacher(st)
         if teacher == 'replay': t = ReplayTeacher.like(t)
     else: raise SystemExit(f"unknown teacher {teacher!r}: use simulated, replay or gemini")
-    out = Path(out) if out else home_dir()/'runs'/f"{profile}-{task.name.replace('×', '-')}-{cfg.sampler.kind}-s{cfg.seed}"
-    res = distill(task, t, out, cfg, replay_from=replay_from, progress=not quiet)
-    cols = [c for c in ('cycle', 'val_mpr_truth', 'val_mpr_teacher', 'loss', 'heldout_pair_acc', 'val_mean_cos', 'teacher_calls', 'cpu_seconds') if c in res.log]
-    print(res.log[cols].round(4).to_string(index=False))
-    print(json.dumps({'run': str(res.folder), 'best_cycle': res.best_cycle, 'test': res.test, 'teacher': t.stats}, indent=1, default=str))
-    return res
+    name = lambda s: f"{profile}-{task.name.replace('×', '-')}-{cfg.sampler.kind}-s{s}"
+    if seeds:
+        if replay_from: raise SystemExit("--replay_from replays one run; give --seed, not --seeds")
+        ss = [int(s) for s in str(seeds).split(',') if s.strip()]
+        folders = [Path(out)/name(s) if out else home_dir()/'runs'/name(s) for s in ss]
+        results = distill_lockstep(task, t, folders, [cfg.replace(seed=s) for s in ss], progress=not quiet)
+    else: results = [distill(task, t, Path(out) if out else home_dir()/'runs'/name(cfg.seed), cfg, replay_from=replay_from, progress=not quiet)]
+    for res in results:
+        cols = [c for c in ('cycle', 'val_mpr_truth', 'val_mpr_teacher', 'loss', 'heldout_pair_acc', 'val_mean_cos', 'teacher_calls', 'cpu_seconds') if c in res.log]
+        print(res.log[cols].round(4).to_string(index=False))
+        print(json.dumps({'run': str(res.folder), 'best_cycle': res.best_cycle, 'test': res.test}, indent=1, default=str))
+    print(json.dumps({'teacher': t.stats}, default=str))
+    return results[0] if not seeds else results
 
 # %% ../nbs/80_cli.ipynb #fb1fd0a3
 COMMANDS = {'distill': distill_command}
