@@ -8,18 +8,22 @@ import json, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['COMMANDS', 'distill_command', 'main']
+__all__ = ['COMMANDS', 'distill_command', 'search_grid', 'search_command', 'main']
 
 # %% ../nbs/80_cli.ipynb #b9f920d8
-from fastcore.script import anno_parser
+import textwrap
+import pandas as pd
+from fastcore.script import Param, anno_parser
 from .core import home_dir
+from .data import Catalog, personas_from_table
 from .store import TeacherStore
 from .teacher import ReplayTeacher
 from .world import WorldConfig, make_world
-from .student import StudentConfig
+from .student import Student, StudentConfig
 from .tasks import folder_task, world_task
-from .distill import DistillConfig, distill
+from .distill import DistillConfig, Run, distill
 from .lockstep import distill_lockstep
+from .retrieval import Index, model_id
 
 # %% ../nbs/80_cli.ipynb #1772afca
 def _distill_config(profile, config, sampler, loss, train, seed, cycles, model)->DistillConfig:
@@ -88,8 +92,94 @@ def distill_command(profile:str='mini', # smoke | mini | paper
     print(json.dumps({'teacher': t.stats}, default=str))
     return results[0] if not seeds else results
 
+# %% ../nbs/80_cli.ipynb #6f22f3d0
+def _search_student(spec:str)->Student:
+    "A student from a run folder (its selected checkpoint) or any model name `load_clip` knows."
+    p = Path(spec)
+    if (p/'config.json').exists() and (p/'log.jsonl').exists(): return Run(p).student()
+    if p.exists() and p.is_dir() and not spec.startswith('local-dir:'):
+        raise SystemExit(f"{spec} is a folder but not a distillation run (no config.json and log.jsonl); for an open_clip model folder use local-dir:{spec}")
+    return Student(StudentConfig(model=spec))
+
+def _search_personas(persona:list|None, personas_file:str|None)->list[str]:
+    "The persona texts of the command line and of the file, checked."
+    texts = list(persona or [])
+    if personas_file:
+        p = Path(personas_file)
+        if not p.is_file(): raise SystemExit(f"personas file not found: {p}; give a text file (one persona per line) or a CSV/JSONL/parquet table with a 'persona' column")
+        texts += [line.strip() for line in p.read_text(encoding='utf-8').splitlines() if line.strip()] if p.suffix.lower() in ('.txt', '') \
+                 else [t for t in personas_from_table(p).texts if t is not None and str(t).strip()]
+    bad = [i for i, t in enumerate(texts) if not str(t).strip()]
+    if bad: raise SystemExit(f"persona {bad[0] + 1} is empty: give a text describing the shopper")
+    if not texts: raise SystemExit("no persona given: use --persona 'a text' (repeatable) or --personas_file FILE")
+    return texts
+
+def _search_index(student:Student, cat:Catalog, index:str|None, progress:bool)->Index:
+    "The catalog's index for this student: loaded when one exists (and matches), else built and saved."
+    folder = Path(index) if index else home_dir()/'indexes'/f"{cat.name}-{model_id(student).replace('/', '_').replace(':', '_')}"
+    if (folder/'index.json').exists():
+        try: return Index.load(folder, model=student, catalog=cat)
+        except ValueError as e: raise SystemExit(str(e)) from None
+    ix = Index.build(student, cat, progress=progress); ix.save(folder)
+    return ix
+
+# %% ../nbs/80_cli.ipynb #34cd641f
+def search_grid(table:pd.DataFrame, # search results: query, rank, id, score
+                cat:Catalog, # the catalog the ids belong to
+                path:str|Path, # the PNG to write
+                max_rows:int=8, # personas shown (one row each)
+               )->Path:
+    "A PNG grid of each persona's top items, with their ids and scores."
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    queries = list(dict.fromkeys(table['query']))[:max_rows]
+    k = int(table['rank'].max()) + 1
+    fig, axes = plt.subplots(len(queries), k, figsize=(1.6 * k, 2.0 * len(queries)), squeeze=False)
+    for r, q in enumerate(queries):
+        rows = table[table['query'] == q].sort_values('rank')
+        for c in range(k):
+            ax = axes[r, c]; ax.axis('off')
+            if c < len(rows):
+                it = rows.iloc[c]
+                ax.imshow(cat.image(str(it['id']))); ax.set_title(f"{it['id']}\n{it['score']:.3f}", fontsize=7)
+        axes[r, 0].text(-0.08, 0.5, textwrap.fill(str(q), 28), transform=axes[r, 0].transAxes, ha='right', va='center', fontsize=7)
+    fig.tight_layout(); fig.subplots_adjust(left=0.2)
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110); plt.close(fig)
+    return path
+
+def search_command(persona:Param("a persona text; repeat the option for several", str, action='append')=None,
+                   personas_file:str=None, # a text file (one persona per line) or a CSV/JSONL/parquet table with a 'persona' column
+                   profile:str='mini', # which embedded world's catalog: mini | smoke (ignored with --catalog_dir)
+                   catalog:str='hm', # the world's catalog: hm | farfetch | zap50k (ignored with --catalog_dir)
+                   catalog_dir:str=None, # your folder of product images
+                   catalog_csv:str=None, # optional CSV describing them (columns id, file, ...)
+                   student:str='mini:fashion', # a distilled run folder, a shipped mini student (mini:fashion, mini:generic) or any load_clip name
+                   k:int=10, # items per persona
+                   method:str='exact', # exact | half (float16 + exact re-rank) | flat | ivf | hnsw (FAISS)
+                   index:str=None, # the index folder (default: $PAPER_DISTILL_HOME/indexes/<catalog>-<model>)
+                   grid:str='search.png', # the PNG grid to write ('' for none)
+                   quiet:bool=False, # no progress bar
+                  ):
+    "Search a catalog for personas with a student: print each persona's top items and write a PNG grid of them."
+    texts = _search_personas(persona, personas_file)
+    if k < 1: raise SystemExit(f"--k must be at least 1, got {k}")
+    if catalog_dir: cat = Catalog.from_folder(catalog_dir, csv=catalog_csv)
+    else:
+        if profile not in ('mini', 'smoke'): raise SystemExit(f"unknown profile {profile!r}: use mini or smoke (or --catalog_dir for your own catalog)")
+        world = make_world(WorldConfig.smoke() if profile == 'smoke' else WorldConfig())
+        if catalog not in world.catalogs: raise SystemExit(f"unknown mini world catalog {catalog!r}: use one of {sorted(world.catalogs)}, or --catalog_dir for your own")
+        cat = world.catalogs[catalog]
+    st = _search_student(student)
+    ix = _search_index(st, cat, index, not quiet)
+    table = ix.search(texts, k=min(k, len(ix)), method=method)
+    show = table.join(cat.meta.drop(columns=[c for c in ('file',) if c in cat.meta]).iloc[:, :2], on='id') if len(cat.meta.columns) else table
+    with pd.option_context('display.width', 160, 'display.max_colwidth', 40): print(show.round(4).to_string(index=False))
+    if grid: print(f"grid: {search_grid(table, cat, grid)}")
+    return table
+
 # %% ../nbs/80_cli.ipynb #fb1fd0a3
-COMMANDS = {'distill': distill_command}
+COMMANDS = {'distill': distill_command, 'search': search_command}
 
 def main(argv:list[str]|None=None):
     "The `paper_distill` command line."
