@@ -1,24 +1,41 @@
 """Teacher throughput: the real GeminiTeacher against the local fake generateContent server with injected latency.
 
-Prints wall time versus the ideal `requests × latency / concurrency` (default 320 × 0.2 s / 16 = 4 s), and calls per
-second versus the ideal `concurrency / latency`. The target is under twice the ideal. Optional fault injection
-(--p429/--p503) shows the cost of retries. Run: `python benchmarks/bench_teacher.py [--requests 320 --latency 0.2
---concurrency 16]`.
+Labels `--requests` ranking requests of k images (default 128 × k=5, 200 ms latency, 16 in flight) with
+`GeminiTeacher.label` into a fresh store and compares the wall time with the ideal `requests × latency / concurrency`
+and the calls per second with the ideal `concurrency / latency` (the target is under twice the ideal). The server
+(`paper_distill.fake_gemini.FakeGemini`) runs in its own process, so its CPU (JSON parsing, base64, hashing the
+images) is neither counted in nor competing for the client's interpreter; its CPU seconds are shown separately.
+Three kinds of images, run interleaved (small, files, catalog, small, ...; median of the repeats):
+  - small:   64 px uint8 arrays held in memory;
+  - files:   product-photo-like JPEG files of 300-1,200 px given as paths (hashed by `label`, then decoded, downscaled
+             to 384 px and re-encoded as PNG for each request);
+  - catalog: the same files as a `Catalog.from_folder`, requests of `ImageRef(hash, partial(catalog.image, j))` as
+             `tasks.py` builds them (content hashes computed once by `Catalog.hashes()`, timed separately).
+A per-image breakdown (one thread, median over the images) shows where the client's CPU goes: decoding, hashing,
+`image_png` (decode + downscale + PNG) and building the request body + the SDK's parse of it.
+Optional fault injection (--p429/--p503) shows the cost of retries.
+Run: `python benchmarks/bench_teacher.py [--requests 128 --latency 0.2 --concurrency 16 --repeats 3] [--quick] [--md PATH]`
 
 `--simulated` measures the labelling runner's own overhead instead: it labels 1, 100, 1,000 and 4,000 ranking requests
 with the SimulatedTeacher (a utility of hashes, no pixels: `ImageRef(hash)` images) into a fresh store and prints wall
 and process CPU milliseconds per record at each batch size. A runner whose bookkeeping is O(1) per completion costs
 the same per record at every size. Run: `python benchmarks/bench_teacher.py --simulated [--concurrency 1]`.
 """
-import argparse, os, tempfile, time
+import argparse, io, json, os, subprocess, sys, tempfile, time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from paper_distill.fake_gemini import FakeGemini
-from paper_distill.gemini import GeminiTeacher
+from paper_distill.core import hash_image, _as_pil
+from paper_distill.data import Catalog
+from paper_distill.gemini import GeminiTeacher, image_png
 from paper_distill.prompts import ImageRef, rank_request
 from paper_distill.teacher import SimulatedTeacher
+from report import Table, Timer, emit, median, product_jpegs
+
+MODEL = 'gemini-2.5-flash'   # a model of the package's price table (GEMINI_PRICES), so `stats['cost_usd']` is filled
 
 
 def _hash_utility(persona, hashes):
@@ -26,12 +43,9 @@ def _hash_utility(persona, hashes):
     return np.array([(int(h[-6:], 16) * (len(persona) + 7)) % 1000 / 1000 for h in hashes])
 
 
-def simulated(sizes=(1, 100, 1000, 4000), k:int=5, concurrency:int=1, min_records:int=400):
+def simulated(sizes=(1, 100, 1000, 4000), k:int=5, concurrency:int=1, min_records:int=400, md=None):
     "Per-record wall and CPU ms of `Teacher.label` with the SimulatedTeacher, for each batch size."
-    print(f"SimulatedTeacher.label, ranking requests of k={k} ImageRef images, concurrency {concurrency}, fresh store each "
-          f"size; sizes below {min_records} repeat label() until {min_records} records (pure Python: no BLAS, no pixels; "
-          "CPU = process time of all threads)")
-    print(f"{'records':>8} {'calls':>6} {'wall ms/rec':>12} {'CPU ms/rec':>11}")
+    t = Table(['records', 'label() calls', 'wall ms/rec', 'CPU ms/rec'])
     with tempfile.TemporaryDirectory() as d:   # warm-up: imports, the store's first open, numpy's generators
         SimulatedTeacher(_hash_utility, Path(d)/'store', name='bench').label([rank_request('w', [ImageRef(f'{j:064x}') for j in range(k)])])
     for n in sizes:
@@ -39,47 +53,162 @@ def simulated(sizes=(1, 100, 1000, 4000), k:int=5, concurrency:int=1, min_record
         batches = [[rank_request(f'persona {r}-{i}', [ImageRef(f'{r:04x}{i:08x}{j:052x}') for j in range(k)]) for i in range(n)]
                    for r in range(reps)]
         with tempfile.TemporaryDirectory() as d:
-            t = SimulatedTeacher(_hash_utility, Path(d)/'store', name='bench', concurrency=concurrency)
-            w0, c0 = time.perf_counter(), time.process_time()
-            res = [r for b in batches for r in t.label(b)]
-            wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-            assert all(r.ok for r in res) and t.stats['calls'] == n * reps
-        print(f"{n:>8} {reps:>6} {wall/(n*reps)*1000:>12.2f} {cpu/(n*reps)*1000:>11.2f}")
+            st = SimulatedTeacher(_hash_utility, Path(d)/'store', name='bench', concurrency=concurrency)
+            with Timer() as tm: res = [r for b in batches for r in st.label(b)]
+            assert all(r.ok for r in res) and st.stats['calls'] == n * reps
+        t.add(n, reps, f"{tm.wall/(n*reps)*1000:.2f}", f"{tm.cpu/(n*reps)*1000:.2f}")
+    emit('Labelling runner overhead, SimulatedTeacher (bench_teacher.py --simulated)', [
+        f"`SimulatedTeacher.label` on ranking requests of k={k} `ImageRef` images (hashes only), concurrency {concurrency}, "
+        f"a fresh store per size; sizes below {min_records} repeat label() until {min_records} records. CPU = process time "
+        "of all threads.", t], md)
+
+
+SERVER = r"""
+import json, os, sys
+from paper_distill.fake_gemini import FakeGemini
+s = FakeGemini(latency_s=float(sys.argv[1]), p429=float(sys.argv[2]), p503=float(sys.argv[3])).start()
+print(s.url, flush=True)
+for line in sys.stdin:
+    cmd = line.strip()
+    if cmd == 'stats':      # counts since the last stats, then forget the log (it keeps every request body)
+        with s.lock:
+            st = dict(calls=sum(e['kind'] == 'generate' for e in s.log), s429=sum(e['status'] == 429 for e in s.log),
+                      s503=sum(e['status'] == 503 for e in s.log), max_in_flight=s.max_in_flight,
+                      bytes=sum(len(e['raw']) for e in s.log if e['kind'] == 'generate'))
+            s.log.clear(); s.seen.clear(); s.max_in_flight = 0
+        t = os.times(); st['cpu'] = t.user + t.system
+        print(json.dumps(st), flush=True)
+    elif cmd == 'quit': break
+s.stop()
+"""
+
+class Server:
+    "The fake Gemini server in its own process."
+    def __init__(self, latency, p429, p503):
+        self.p = subprocess.Popen([sys.executable, '-c', SERVER, str(latency), str(p429), str(p503)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.url = self.p.stdout.readline().strip()
+        if not self.url.startswith('http'): raise SystemExit(f"the fake server did not start: {self.url!r}")
+        self.cpu0 = self.stats()['cpu']
+    def stats(self)->dict:
+        self.p.stdin.write('stats\n'); self.p.stdin.flush()
+        return json.loads(self.p.stdout.readline())
+    def close(self):
+        try: self.p.stdin.write('quit\n'); self.p.stdin.flush(); self.p.wait(10)
+        except Exception: self.p.kill()
+
+
+def breakdown(files, small, k, md_rows:Table, teacher):
+    "Per-image client CPU costs, one thread, median over the images (process CPU time: robust to the machine's load)."
+    def med_ms(f, xs):
+        ts = []
+        for x in xs:
+            c = time.process_time(); f(x); ts.append(time.process_time() - c)
+        return median(ts) * 1e3
+    for name, imgs in (('small 64 px array', small), ('JPEG file 300-1200 px', files)):
+        dec = med_ms(_as_pil, imgs)
+        hsh = med_ms(hash_image, imgs)
+        png = med_ms(image_png, imgs)
+        def small_rgb(i):   # image_png's steps before the PNG encoder: decode, RGB, downscale to 384 px (LANCZOS)
+            im = _as_pil(i); im = im.convert('RGB') if im.mode != 'RGB' else im.copy()
+            if max(im.size) > 384: im.thumbnail((384, 384), Image.Resampling.LANCZOS)
+            return im
+        down = med_ms(small_rgb, imgs)
+        shrunk = [small_rgb(i) for i in imgs]
+        enc = med_ms(lambda im: im.save(io.BytesIO(), format='PNG'), shrunk)
+        kb = np.mean([len(image_png(i)) for i in imgs]) / 1e3
+        reqs = [rank_request(f'breakdown {j}', [imgs[(j * k + i) % len(imgs)] for i in range(k)]) for j in range(max(3, len(imgs) // k))]
+        body = med_ms(lambda r: teacher.request_body(r), reqs)
+        bodies = [teacher.request_body(r) for r in reqs]
+        sdk = med_ms(lambda b: teacher.sdk_request(b), bodies)
+        mb = np.mean([len(json.dumps(b)) for b in bodies]) / 1e6
+        md_rows.add(name, f"{dec:.2f}", f"{hsh:.2f}", f"{png:.2f}", f"{down:.2f}", f"{enc:.2f}", f"{kb:.0f}", f"{body:.1f}", f"{sdk:.1f}", f"{mb:.2f}",
+                    f"{k * hsh + body + sdk:.0f}")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--requests', type=int, default=320)
+    ap.add_argument('--requests', type=int, default=128)
     ap.add_argument('--latency', type=float, default=0.2, help='injected server latency per request, seconds')
     ap.add_argument('--concurrency', type=int, default=None, help='requests in flight (default 16; 1 with --simulated)')
     ap.add_argument('--k', type=int, default=5, help='images per ranking request')
-    ap.add_argument('--px', type=int, default=32, help='image side in pixels')
+    ap.add_argument('--px', type=int, default=64, help='side of the small images, pixels')
+    ap.add_argument('--files', type=int, default=200, help='distinct real-size JPEG files the requests draw from')
+    ap.add_argument('--repeats', type=int, default=3, help='interleaved runs of each kind (median reported)')
+    ap.add_argument('--kinds', type=str, default='small,files,catalog', help='comma-separated among small, files, catalog')
     ap.add_argument('--p429', type=float, default=0.0)
     ap.add_argument('--p503', type=float, default=0.0)
+    ap.add_argument('--quick', action='store_true', help='small sizes, 1 repeat (a sanity run)')
+    ap.add_argument('--md', type=str, default=None, help='also write the section as Markdown to this file')
     ap.add_argument('--simulated', action='store_true', help="measure the runner's overhead with the SimulatedTeacher instead")
     ap.add_argument('--sizes', type=str, default='1,100,1000,4000', help='batch sizes of --simulated, comma-separated')
     a = ap.parse_args()
-    if a.simulated: return simulated(tuple(int(x) for x in a.sizes.split(',')), a.k, a.concurrency or 1)
+    if a.simulated:
+        sizes = (1, 100, 400) if a.quick else tuple(int(x) for x in a.sizes.split(','))
+        return simulated(sizes, a.k, a.concurrency or 1, md=a.md)
+    if a.quick: a.requests, a.repeats, a.files = 32, 1, 24
     a.concurrency = a.concurrency or 16
+    kinds = [x.strip() for x in a.kinds.split(',') if x.strip()]
     os.environ['GEMINI_API_KEY'] = 'local-fake-server-key'  # the fake server runs locally; no real key is used
     rng = np.random.default_rng(0)
-    reqs = [rank_request(f'persona {i}', [rng.integers(0, 256, (a.px, a.px, 3), dtype=np.uint8) for _ in range(a.k)])
-            for i in range(a.requests)]
-    with tempfile.TemporaryDirectory() as d, FakeGemini(latency_s=a.latency, p429=a.p429, p503=a.p503) as server:
-        t = GeminiTeacher(Path(d)/'store', model='gemini-bench', base_url=server.url, concurrency=a.concurrency,
-                          backoff_s=0.05, max_backoff_s=0.5)
-        t0 = time.perf_counter()
-        res = t.label(reqs)
-        wall = time.perf_counter() - t0
-        t1 = time.perf_counter(); t.label(reqs); replay = time.perf_counter() - t1
+    small = [rng.integers(0, 256, (a.px, a.px, 3), dtype=np.uint8) for _ in range(max(a.files, a.k))]
     ideal = a.requests * a.latency / a.concurrency
-    ok = sum(r.ok for r in res)
-    print(f"requests {a.requests}, k={a.k}, {a.px}px, latency {a.latency*1000:.0f} ms, concurrency {a.concurrency}, "
-          f"faults 429 {a.p429:.0%} / 503 {a.p503:.0%}")
-    print(f"labelled {ok}/{a.requests}; HTTP calls {server.count()} (429: {server.count(429)}, 503: {server.count(503)})")
-    print(f"wall {wall:.2f} s vs ideal {ideal:.2f} s -> {wall/ideal:.2f}x ideal (target < 2x)")
-    print(f"throughput {a.requests/wall:.1f} req/s vs ideal {a.concurrency/a.latency:.1f} req/s")
-    print(f"second pass from the store (all hits, no HTTP): {replay:.2f} s")
+    with tempfile.TemporaryDirectory() as d:
+        paths = product_jpegs(Path(d)/'photos', a.files, seed=2)
+        with Timer() as th:
+            cat = Catalog.from_folder(Path(d)/'photos'); hashes = cat.hashes()
+        refs = [ImageRef(hashes[j], partial(cat.image, j)) for j in range(len(cat))]
+        pools = dict(small=small, files=[str(p) for p in paths], catalog=refs)
+        picks = [np.random.default_rng([1, i]).choice(a.files, a.k, replace=False) for i in range(a.requests)]
+        server = Server(a.latency, a.p429, a.p503)
+        runs = {kd: [] for kd in kinds}
+        try:
+            for rep in range(a.repeats):
+                for kd in kinds:
+                    # new Request objects each run (a Request caches its hashes) and new personas (no store or server reuse)
+                    reqs = [rank_request(f'persona {kd} {rep}-{i}: a shopper who likes sturdy, simple things',
+                                         [pools[kd][j] for j in picks[i]]) for i in range(a.requests)]
+                    t = GeminiTeacher(Path(d)/f'store-{kd}-{rep}', model=MODEL, base_url=server.url, concurrency=a.concurrency,
+                                      backoff_s=0.05, max_backoff_s=0.5)
+                    s0 = server.stats()
+                    with Timer() as tm: res = t.label(reqs)
+                    s1 = server.stats()
+                    st = t.stats
+                    runs[kd].append(dict(wall=tm.wall, cpu=tm.cpu, ok=sum(r.ok for r in res), calls=s1['calls'], s429=s1['s429'],
+                                         s503=s1['s503'], srv_cpu=s1['cpu'] - s0['cpu'], mb=s1['bytes'] / max(1, s1['calls']) / 1e6,
+                                         in_flight=s1['max_in_flight'], usd=st['cost_usd'], inp=st['input_tokens'], out=st['output_tokens']))
+                    print(f"  {kd:8s} run {rep + 1}/{a.repeats}: wall {tm.wall:6.2f} s, CPU {tm.cpu:6.2f} s, {runs[kd][-1]['ok']}/{a.requests} ok",
+                          file=sys.stderr, flush=True)
+        finally: server.close()
+        bd = Table(['image', 'decode ms', 'hash_image ms', 'image_png ms', '= decode + downscale ms', '+ PNG encode ms', 'PNG KB', f'request_body ms (k={a.k})',
+                    'sdk_request ms', 'body MB', 'client CPU ms/request (est.)'], align='lrrrrrrrrrr')
+        breakdown([str(p) for p in paths[:20]], small[:20], a.k, bd, t)
+    tab = Table(['images', 'requests', 'ideal s', 'wall s', 'x ideal', 'calls/s', 'ideal calls/s', 'client CPU s',
+                 'CPU ms/request', 'server CPU s', 'MB/request', 'max in flight', 'ok', 'HTTP calls (429/503)'], align='lrrrrrrrrrrrrr')
+    names = dict(small=f'small {a.px} px arrays', files='JPEG files 300-1200 px (paths)', catalog='JPEG files via Catalog + ImageRef')
+    for kd, rs in runs.items():
+        m = lambda f: median([r[f] for r in rs])
+        wall = m('wall')
+        tab.add(names[kd], a.requests, f"{ideal:.2f}", f"{wall:.2f}", f"{wall / ideal:.2f}x", f"{a.requests / wall:.1f}",
+                f"{a.concurrency / a.latency:.1f}", f"{m('cpu'):.2f}", f"{m('cpu') / a.requests * 1e3:.1f}", f"{m('srv_cpu'):.2f}",
+                f"{m('mb'):.2f}", f"{max(r['in_flight'] for r in rs)}", f"{min(r['ok'] for r in rs)}/{a.requests}",
+                f"{m('calls'):.0f} ({m('s429'):.0f}/{m('s503'):.0f})")
+    r0 = next(iter(runs.values()))[0]
+    usd = f"${r0['usd'] / a.requests:.6f}" if r0['usd'] is not None else 'n/a'
+    emit('Teacher labelling throughput: GeminiTeacher against the local Gemini-protocol server (bench_teacher.py)', [
+        f"`GeminiTeacher.label` ({MODEL}, structured JSON, images sent at most 384 px as PNG) labels {a.requests} ranking "
+        f"requests of k={a.k} images each into a fresh store, {a.concurrency} in flight, against `FakeGemini` in its own process "
+        f"with {a.latency * 1000:.0f} ms injected latency per call (faults: 429 {a.p429:.0%}, 503 {a.p503:.0%}). "
+        f"Ideal = requests × latency / concurrency = {ideal:.2f} s. Median of {a.repeats} interleaved run(s) per kind; "
+        "client CPU = process CPU time of the labelling process (all threads); server CPU = the fake server's process. "
+        f"The catalog kind's content hashes were computed once beforehand by `Catalog.hashes()`: {th.wall:.2f} s wall for "
+        f"{a.files} files ({th.wall / a.files * 1e3:.0f} ms per image), not in its wall time. Token accounting (the fake "
+        f"server bills 258 tokens per image + text/4, as Gemini does for images of at most 384 px): "
+        f"{r0['inp'] / a.requests:.0f} input + {r0['out'] / a.requests:.0f} output tokens per call, {usd} per call at the "
+        "package's price for this model.", tab,
+        "Where the client's CPU goes (one thread, process CPU ms, median over 20 images; `request_body` = the prompt + `image_png` of every "
+        "image + base64; `sdk_request` = the google-genai SDK's parse of that body; the estimate per request = k × hash + "
+        "body + SDK parse, before any HTTP):", bd], a.md)
 
 
 if __name__ == '__main__':

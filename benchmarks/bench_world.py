@@ -2,9 +2,10 @@
 
 Prints wall time per run (mean, min, max over repeats), the time of each stage, peak memory (max RSS), the world's
 content hash (identical across runs = bit-identical), and the time to hash every image (what the teacher's
-`utility` needs once). Usage: python benchmarks/bench_world.py [--repeats 3]
+`utility` needs once). Usage: python benchmarks/bench_world.py [--repeats 3] [--quick] [--md PATH]
 """
 import argparse, json, subprocess, sys
+from report import Table, emit
 
 CHILD = r"""
 import json, resource, sys, time
@@ -28,17 +29,24 @@ def run(cfg_json):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--repeats', type=int, default=3, help='fresh-process runs per world')
+    ap.add_argument('--quick', action='store_true', help='the smoke world only, one run (a sanity run)')
+    ap.add_argument('--md', type=str, default=None, help='also write the section as Markdown to this file')
     a = ap.parse_args()
+    if a.quick: a.repeats = 1
     from paper_distill.world import WorldConfig
     import os
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    for name, cfg in [('default', WorldConfig()), ('smoke', WorldConfig.smoke())]:
+    t = Table(['world', 'images', 'personas', 'generate s mean', 'min', 'max', 'runs', 'hash all images s', 'import s',
+               'peak RSS MB', 'identical', 'hash'], align='lrrrrrrrrrll')
+    worlds = [('smoke', WorldConfig.smoke())] if a.quick else [('default', WorldConfig()), ('smoke', WorldConfig.smoke())]
+    for name, cfg in worlds:
         rs = [run(cfg.to_json()) for _ in range(a.repeats)]
         g = [r['generate_s'] for r in rs]
-        print(f"{name:8s} world: {rs[0]['images']} images + {rs[0]['personas']} personas | generate "
-              f"mean {sum(g)/len(g):.2f} s (min {min(g):.2f}, max {max(g):.2f}) over {len(g)} fresh processes | "
-              f"hash all images {rs[0]['hash_images_s']:.2f} s | import {rs[0]['import_s']:.2f} s | "
-              f"peak RSS {max(r['max_rss_mb'] for r in rs):.0f} MB | identical: {len({r['hash'] for r in rs}) == 1} "
-              f"({rs[0]['hash'][:16]})")
+        t.add(name, rs[0]['images'], rs[0]['personas'], f"{sum(g)/len(g):.2f}", f"{min(g):.2f}", f"{max(g):.2f}", len(g),
+              f"{rs[0]['hash_images_s']:.2f}", f"{rs[0]['import_s']:.2f}", f"{max(r['max_rss_mb'] for r in rs):.0f}",
+              str(len({r['hash'] for r in rs}) == 1), rs[0]['hash'][:16])
+    emit('Mini world generation (bench_world.py)', [
+        f"`make_world` in fresh processes ({a.repeats} per world): wall seconds to generate, to hash every image (what the "
+        "teacher's utility needs once) and to import the package; peak memory; the world's content hash (identical across "
+        f"runs = bit-identical). Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}.", t], a.md)
 
 if __name__ == '__main__': main()
