@@ -11,6 +11,10 @@ as skipped; one that fails is listed as FAILED with the end of its stderr, never
     python benchmarks/report.py --quick              # every benchmark at small sizes (a sanity run of a few minutes)
     python benchmarks/report.py --only embed,teacher # some of them
     python benchmarks/report.py --out /tmp/R.md      # somewhere else
+    python benchmarks/report.py --only world --keep  # rerun some, keep the other sections of the existing file
+
+Each section sits between `<!-- bench:NAME date=... -->` and `<!-- /bench:NAME -->` markers, so `--keep` can carry the
+sections of benchmarks not rerun (each still names its own date, command and load) into the new file.
 
 The module also holds the helpers the bench scripts share (`machine`, `Table`, `section`, `product_jpegs`, `Timer`);
 they import it as `from report import ...` (the scripts' folder is on sys.path when run as `python benchmarks/x.py`).
@@ -190,6 +194,17 @@ def header(m: dict, cmd: str, started: datetime.datetime, quick: bool, summary) 
              '## What ran', '', summary.md(), '', '']
     return '\n'.join(lines)
 
+def mark(name: str, body: str, date: str) -> str:
+    "A section between markers that name its benchmark and date."
+    return f"<!-- bench:{name} date={date} -->\n{body.rstrip()}\n<!-- /bench:{name} -->\n"
+
+def kept_sections(path: Path) -> dict:
+    "NAME → (date, marked section) of an existing report."
+    import re
+    if not path.exists(): return {}
+    pat = re.compile(r'<!-- bench:(\w+) date=([^>]*?) -->\n.*?<!-- /bench:\1 -->\n', re.S)
+    return {m.group(1): (m.group(2), m.group(0)) for m in pat.finditer(path.read_text())}
+
 def run_bench(name: str, quick: bool, tmp: Path) -> tuple[str, dict]:
     "Run one benchmark; return (its Markdown section, a summary row)."
     script, full_args, quick_args = BENCHES[name]
@@ -220,23 +235,30 @@ def main():
     ap.add_argument('--quick', action='store_true', help='every benchmark at small sizes (a sanity run)')
     ap.add_argument('--only', type=str, default=None, help=f"comma-separated names among {','.join(BENCHES)}")
     ap.add_argument('--out', type=str, default=str(HERE / 'RESULTS.md'), help='where to write the report')
+    ap.add_argument('--keep', action='store_true', help='keep the sections of benchmarks not rerun from the existing report')
     a = ap.parse_args()
     names = list(BENCHES) if not a.only else [n.strip() for n in a.only.split(',') if n.strip()]
     bad = [n for n in names if n not in BENCHES]
     if bad: ap.error(f"unknown benchmark(s) {bad}; choose among {','.join(BENCHES)}")
     out = Path(a.out).resolve(); OUT_DIR = out.parent
     started, cmd, m = datetime.datetime.now().astimezone(), command_line(drop=()), machine()
-    sections, rows = [], []
+    old = kept_sections(out) if a.keep else {}
+    date = started.strftime('%Y-%m-%d %H:%M %Z').strip()
+    sections, rows = {}, []
     with tempfile.TemporaryDirectory(prefix='bench_report_') as tmp:
         for n in names:
             body, row = run_bench(n, a.quick, Path(tmp))
             rows.append(row)
-            if body: sections.append(body)
+            if body: sections[n] = mark(n, body, date)
+    for n in BENCHES:
+        if n not in names and n in old:
+            sections[n] = old[n][1]; rows.append(dict(name=n, status=f'kept (run {old[n][0]})', wall=None, cpu=None))
+    sections = [sections[n] for n in BENCHES if n in sections]
     summary = Table(['benchmark', 'status', 'wall s', 'CPU s (its processes)'], align='llrr')
     for r in rows: summary.add(r['name'], r['status'], '-' if r['wall'] is None else f"{r['wall']:.0f}", '-' if r['cpu'] is None else f"{r['cpu']:.0f}")
-    not_run = [n for n in BENCHES if n not in names]
+    not_run = [n for n in BENCHES if n not in names and n not in old]
     text = header(m, cmd, started, a.quick, summary)
-    if not_run: text += f"Not run this time (not in --only): {', '.join(not_run)}.\n\n"
+    if not_run: text += f"Not in this report: {', '.join(not_run)}.\n\n"
     text += '\n'.join(sections)
     out.parent.mkdir(parents=True, exist_ok=True); out.write_text(text)
     print('\n' + '=' * 100 + '\n' + text)
