@@ -221,16 +221,7 @@ def import_parquet(self:TeacherStore, path:str|Path, # a snapshot written by exp
                   )->int:
     "Validate a whole Parquet snapshot, then add its records in one transaction; return how many were new."
     self._check_writable()
-    recs, path = read_parquet_records(path), Path(path)
-    added = 0
-    with self._cache.transact(retry=True):
-        for rec in recs:
-            old = self._cache.get(rec['key'], None)
-            if old is None: self._cache.set(rec['key'], rec); added += 1
-            elif canonical_json(old) != canonical_json(rec):
-                raise RecordError(f"{path}: key {rec['key'][:16]}... is already in {self.path} with a different record; "
-                                  "nothing was imported. Import into a fresh store and use merge() to list conflicts")
-    return added
+    return self._add_validated(read_parquet_records(path), Path(path))   # the same all-or-nothing rules as import_jsonl
 
 # %% ../nbs/24_snapshots.ipynb #e47e0971
 def snapshot_sizes(path:str|Path, # a Parquet snapshot

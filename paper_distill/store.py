@@ -218,20 +218,24 @@ def export_jsonl(self:TeacherStore, path:str|Path, # the snapshot file to write 
     return write_jsonl((rec for _, rec in self.items()), path, gzip)
 
 @patch
+def _add_validated(self:TeacherStore, recs:list, source:Path)->int:
+    "Add validated records in one transaction (all or nothing: a key stored with a different record stops it); return how many were new."
+    added = 0
+    with self._cache.transact(retry=True):
+        for rec in recs:
+            old = self._cache.get(rec['key'], None)
+            if old is None: self._cache.set(rec['key'], rec); added += 1
+            elif canonical_json(old) != canonical_json(rec):
+                raise RecordError(f"{source}: key {rec['key'][:16]}... is already in {self.path} with a different record; "
+                                  "nothing was imported. Import into a fresh store and use merge() to list conflicts")
+    return added
+
+@patch
 def import_jsonl(self:TeacherStore, path:str|Path, # a snapshot written by export_jsonl (plain or gzip)
                 )->int:
     "Validate a whole snapshot, then add its records in one transaction; return how many were new."
     self._check_writable()
-    recs, path = read_jsonl_records(path), Path(path)
-    added = 0
-    with self._cache.transact(retry=True):
-        for i, rec in enumerate(recs):
-            old = self._cache.get(rec['key'], None)
-            if old is None: self._cache.set(rec['key'], rec); added += 1
-            elif canonical_json(old) != canonical_json(rec):
-                raise RecordError(f"{path}: key {rec['key'][:16]}... is already in {self.path} with a different record; "
-                                  "nothing was imported. Import into a fresh store and use merge() to list conflicts")
-    return added
+    return self._add_validated(read_jsonl_records(path), Path(path))
 
 # %% ../nbs/02_store.ipynb #13de6d39
 @dataclass
