@@ -28,7 +28,7 @@ from .student import Student, StudentConfig
 from .loss import bt_loss, pl_loss, pairwise_accuracy
 from .sampling import SamplerConfig, make_sampler
 from .tournament import run_tournaments
-from .metrics import mpr
+from .metrics import percentile_rank
 
 # %% ../nbs/20_distill.ipynb #153e0435
 @dataclass
@@ -59,6 +59,7 @@ class DistillConfig(Config):
     n_eval: int = 500 # validation/test personas scored against the truth
     n_eval_teacher: int = 0 # personas with a tournament winner for the teacher MPR (paper: 50; 0: none)
     tournament_k: int = 5 # tournament group size (2: the paper's pairwise tournament)
+    log_test: bool = False # also score the test split each cycle, for learning curves only (never used to select)
     seed: int = 0 # seed of sampling, batch order and tournaments
     threads: int = 1 # torch CPU threads
 
@@ -242,12 +243,14 @@ def _train(setup:_Setup, cycle:int, persona:np.ndarray, items:np.ndarray, rankin
 
 # %% ../nbs/20_distill.ipynb #b40d8d5c
 def _evaluate(setup:_Setup, split:str)->dict:
-    "MPR against the truth and against the teacher's tournament winners, and the mean image cosine, of one split."
+    "MPR (mean and median percentile rank) against the truth and against the teacher's tournament winners, and the mean image cosine, of one split."
     t = setup.eval[split]
     E = _embed(setup.student, setup.feats[t['items']], setup.n_items[t['items']])
     S = (t['E'] @ E.T).cpu().numpy()
-    out = {'mpr_truth': None if t['best'] is None else mpr(S, t['best']),
-           'mpr_teacher': None if t['winners'] is None else mpr(S[:len(t['winners'])], t['winners'])}
+    out = {}
+    for name, target, rows in (('truth', t['best'], S), ('teacher', t['winners'], S[:0 if t['winners'] is None else len(t['winners'])])):
+        pr = None if target is None else percentile_rank(rows, target)
+        out[f'mpr_{name}'], out[f'median_{name}'] = (None, None) if pr is None else (float(np.mean(pr)), float(np.median(pr)))
     return {**out, 'mean_cos': _mean_cosine(E)}
 
 def _state(student:Student)->dict:
@@ -356,6 +359,7 @@ def _end_cycle(run:Run, setup:_Setup, c:int, cy:dict, loss:float, log:list, seco
              'groups': len(g['persona']), 'groups_failed': cy['failed'], 'train_groups': int(len(cy['train'][0])),
              'fallback_rate': float(fb.mean()), 'bin_occupancy': {int(b): float((bins[~fb] == b).mean()) for b in np.unique(bins[~fb])} if (~fb).any() else {},
              **cy['teacher'], 'seconds': seconds, 'cpu_seconds': cpu_seconds}
+    if cfg.log_test: entry.update({f'test_{k}': v for k, v in _evaluate(setup, 'test').items()})
     _save_state(student, run.state_path(c))
     prev = _select(log, cfg)[0]
     run.append(entry); log.append(entry)
