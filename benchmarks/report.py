@@ -177,6 +177,7 @@ BENCHES = {
     'lockstep':   ('bench_lockstep.py',   [], ['--runs', '1,3', '--cycles', '2']),
     'store':      ('bench_store.py',      [], ['--quick']),
     'world':      ('bench_world.py',      [], ['--quick']),
+    'reproduce':  ('bench_reproduce.py',  [], ['--quick']),
 }
 
 def header(m: dict, cmd: str, started: datetime.datetime, quick: bool, summary) -> str:

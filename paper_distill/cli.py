@@ -8,7 +8,7 @@ import json, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['COMMANDS', 'distill_command', 'search_grid', 'search_command', 'main']
+__all__ = ['COMMANDS', 'distill_command', 'search_grid', 'search_command', 'reproduce_command', 'main']
 
 # %% ../nbs/80_cli.ipynb #b9f920d8
 import textwrap
@@ -178,8 +178,29 @@ def search_command(persona:Param("a persona text; repeat the option for several"
     if grid: print(f"grid: {search_grid(table, cat, grid)}")
     return table
 
+# %% ../nbs/80_cli.ipynb #79e33fb4
+def reproduce_command(profile:str='mini', # smoke (seconds) | mini (the default: the embedded mini world) | paper (your datasets, GPU)
+                      teacher:str='replay', # replay (answers only from the store) | simulated (mini world: fills what is missing) | gemini
+                      store:str=None, # a store folder or snapshot file (.parquet/.jsonl); default: the profile's shipped snapshot
+                      out:str='figures', # the folder the tables and figures are written to
+                      cache:str=None, # the run cache (default: $PAPER_DISTILL_HOME/reproduce/<profile>)
+                      seeds:str=None, # override the profile's seeds, e.g. 0,1,2
+                      workers:int=2, # worker processes (one pair each at a time)
+                      data:str=None, # paper profile: the JSON file naming your catalog folders and persona tables
+                      gemini_model:str=None, # teacher gemini: the model (or $PAPER_DISTILL_GEMINI_MODEL)
+                      only:str=None, # draw only these artefacts, e.g. table1,curves
+                      quiet:bool=False, # no progress bars
+                     ):
+    "Regenerate the paper's tables and figures: run each pair (or find it in the run cache) and draw every artefact."
+    from paper_distill.reproduce import reproduce, summary_text
+    try: res = reproduce(profile, teacher, store, out, cache, seeds, workers, data, gemini_model, only, progress=not quiet)
+    except (ValueError, FileNotFoundError, KeyError) as e: raise SystemExit(f"paper_distill reproduce: {e}") from None
+    except RuntimeError as e: raise SystemExit(f"paper_distill reproduce: {e}") from None
+    print(summary_text(res)); print(f"artefacts: {Path(out).resolve()}")
+    return res
+
 # %% ../nbs/80_cli.ipynb #fb1fd0a3
-COMMANDS = {'distill': distill_command, 'search': search_command}
+COMMANDS = {'reproduce': reproduce_command, 'distill': distill_command, 'search': search_command}
 
 def main(argv:list[str]|None=None):
     "The `paper_distill` command line."

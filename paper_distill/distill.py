@@ -196,9 +196,8 @@ def _sample(setup:_Setup, cycle:int, n_groups:int)->dict:
 def _ask(setup:_Setup, groups:dict, progress:bool)->tuple[list, list]:
     "Store keys and teacher rankings (0-based positions in each group, best first; None where the teacher failed)."
     reqs = [rank_request(setup.train_texts[p], [setup.refs['train'][i] for i in its]) for p, its in zip(groups['persona'], groups['items'])]
-    keys = [setup.teacher.store_request(r)[0].key for r in reqs]
     res = setup.teacher.label(reqs, progress=progress, desc='teacher')
-    return keys, [r.value for r in res]
+    return [r.key for r in res], [r.value for r in res]
 
 # %% ../nbs/20_distill.ipynb #02e1f4fa
 def _scores(setup:_Setup, persona:np.ndarray, items:np.ndarray)->torch.Tensor:

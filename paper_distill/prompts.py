@@ -6,7 +6,7 @@
 from __future__ import annotations
 import json, re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -221,8 +221,16 @@ def shown_order(req:Request, # the request
     "Caller indices of `req`'s images in the order a teacher shows them."
     idx = list(range(len(req.hashes)))
     if order_seed is None or len(idx) < 2: return idx
-    ph = hash_text(req.persona)
-    return sorted(idx, key=lambda i: hash_json([int(order_seed), req.task, ph, req.hashes[i]]))
+    ph = _persona_hash(req.persona)
+    return sorted(idx, key=lambda i: _order_key(int(order_seed), req.task, ph, req.hashes[i]))
+
+@lru_cache(maxsize=4096)
+def _persona_hash(persona:str)->str: return hash_text(persona)
+
+@lru_cache(maxsize=1 << 16)
+def _order_key(seed:int, task:str, persona_hash:str, image_hash:str)->str:
+    "One image's place in the shuffle (memoised: a labelling run asks about the same persona and image many times)."
+    return hash_json([seed, task, persona_hash, image_hash])
 
 def to_caller(task:str, parsed, order:list[int]):
     "Map a parsed answer about the shown images back to 0-based indices of the caller's images."

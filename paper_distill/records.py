@@ -28,6 +28,13 @@ def _need_str(name, v, empty_ok=False):
     if not empty_ok and not v.strip(): raise ValueError(f"StoreRequest.{name} is empty; give a non-empty {name}")
     return v
 
+@functools.lru_cache(maxsize=256)
+def _checked_config(text:str)->str:
+    "A generation config's canonical JSON, once checked for secret-looking names (memoised: a run repeats one config)."
+    bad = _secret_names(json.loads(text))
+    if bad: raise ValueError(f"StoreRequest.gen_config has secret-looking entries {bad}; credentials never enter the store, pass them to the client instead")
+    return text
+
 def _secret_names(obj, path='gen_config'):
     "Paths of dict keys in `obj` whose names look like secrets."
     out = []
@@ -63,10 +70,9 @@ class StoreRequest:
         for i, h in enumerate(ih):
             if not isinstance(h, str) or not h: raise TypeError(f"StoreRequest.image_hashes[{i}] must be a non-empty str hash, got {h!r}")
         if not isinstance(self.gen_config, dict): raise TypeError(f"StoreRequest.gen_config must be a dict, got {type(self.gen_config).__name__}")
-        try: gc = json.loads(canonical_json(self.gen_config))
+        try: text = canonical_json(self.gen_config)
         except (TypeError, ValueError) as e: raise ValueError(f"StoreRequest.gen_config must be plain finite JSON: {e}") from None
-        bad = _secret_names(gc)
-        if bad: raise ValueError(f"StoreRequest.gen_config has secret-looking entries {bad}; credentials never enter the store, pass them to the client instead")
+        gc = json.loads(_checked_config(text))
         object.__setattr__(self, 'persona', unicodedata.normalize('NFC', self.persona))
         object.__setattr__(self, 'image_hashes', tuple(ih))
         object.__setattr__(self, 'gen_config', gc)

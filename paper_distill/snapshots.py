@@ -11,7 +11,7 @@ if TYPE_CHECKING: import pandas as pd
 
 # %% auto #0
 __all__ = ['SNAPSHOT_FORMAT', 'SNAPSHOT_FORMAT_VERSION', 'snapshot_schema', 'plain_text', 'write_parquet', 'read_parquet_records',
-           'snapshot_sizes']
+           'SnapshotStore', 'snapshot_sizes']
 
 # %% ../nbs/24_snapshots.ipynb #ae459739
 import pyarrow as pa, pyarrow.parquet as pq
@@ -183,29 +183,41 @@ def _record(c:dict, # column name → Python values of a flattened snapshot tabl
     return {f: rec[f] for f in RECORD_FIELDS}
 
 # %% ../nbs/24_snapshots.ipynb #ba73cc43
+def _rows(path:Path, # the snapshot
+          batch_size:int=8192, # rows decoded at a time (memory stays at a batch, not the file)
+         ):
+    "(row, validated record) of every row of a snapshot, a batch at a time; errors name the row and its key; the row count is checked at the end."
+    pf, n, kb = _open_snapshot(path)
+    i = 0
+    try:
+        for b in pf.iter_batches(batch_size=batch_size):
+            t = pa.Table.from_batches([b]).flatten()
+            c = {name: t.column(name).to_pylist() for name in t.column_names}
+            for j in range(t.num_rows):
+                k = c['key'][j]
+                where = f"{path} row {i} (key {k.hex()[:16] if isinstance(k, bytes) else k}...)"
+                try:
+                    rec = validate_record(_record(c, j, where), where=where)
+                    _check_answer(rec, where)
+                except RecordError as e: raise RecordError(f"{e}. Nothing was imported; {_FIX}") from None
+                yield i, rec
+                i += 1
+    except (pa.ArrowException, OSError) as e: raise RecordError(f"{path}: corrupt Parquet data ({e}); nothing was imported. Copy the snapshot again") from None
+    finally: pf.close()
+    if i != n: raise RecordError(f"{path}: read {i} rows, metadata says {n}; nothing was imported. Copy the snapshot again")
+
+def _twice(path:Path, i:int, key:str, first:int)->RecordError:
+    return RecordError(f"{path} row {i} (key {key[:16]}...): key {key[:16]}... appears again (first in row {first}) with a different record. Nothing was imported; {_FIX}")
+
 def read_parquet_records(path:str|Path, # a snapshot written by write_parquet / export_parquet
                         )->list:
     "Read and validate every record of a Parquet snapshot; errors name the row and its key; nothing is returned from a bad file."
-    path = Path(path)
-    pf, n, kb = _open_snapshot(path)
-    try: table = pf.read().flatten()
-    except (pa.ArrowException, OSError) as e: raise RecordError(f"{path}: corrupt Parquet data ({e}); nothing was imported. Copy the snapshot again") from None
-    finally: pf.close()
-    if table.num_rows != n: raise RecordError(f"{path}: read {table.num_rows} rows, metadata says {n}; nothing was imported. Copy the snapshot again")
-    c = {name: table.column(name).to_pylist() for name in table.column_names}
-    recs, seen = [], {}
-    for i in range(n):
-        k = c['key'][i]
-        where = f"{path} row {i} (key {k.hex()[:16] if isinstance(k, bytes) else k}...)"
-        try:
-            rec = validate_record(_record(c, i, where), where=where)
-            _check_answer(rec, where)
-        except RecordError as e: raise RecordError(f"{e}. Nothing was imported; {_FIX}") from None
+    path, recs, seen = Path(path), [], {}
+    for i, rec in _rows(path):
         key = rec['key']
-        if key in seen and canonical_json(recs[seen[key]]) != canonical_json(rec):
-            raise RecordError(f"{where}: key {key[:16]}... appears again (first in row {seen[key]}) with a different record. Nothing was imported; {_FIX}")
-        if key not in seen: seen[key] = len(recs); recs.append(rec)
-    return recs
+        if key in seen and canonical_json(recs[seen[key]][1]) != canonical_json(rec): raise _twice(path, i, key, recs[seen[key]][0])
+        if key not in seen: seen[key] = len(recs); recs.append((i, rec))
+    return [r for _, r in recs]
 
 # %% ../nbs/24_snapshots.ipynb #470f1faf
 @patch
@@ -219,9 +231,59 @@ def export_parquet(self:TeacherStore, path:str|Path, # the snapshot file to writ
 @patch
 def import_parquet(self:TeacherStore, path:str|Path, # a snapshot written by export_parquet
                   )->int:
-    "Validate a whole Parquet snapshot, then add its records in one transaction; return how many were new."
+    "Validate a Parquet snapshot while adding its records in one transaction (rolled back on any error); return how many were new."
     self._check_writable()
-    return self._add_validated(read_parquet_records(path), Path(path))   # the same all-or-nothing rules as import_jsonl
+    path, first = Path(path), {}
+    def records():
+        "The snapshot's records, streamed; a key met again must bring the record it brought first (read back from the transaction)."
+        for i, rec in _rows(path):
+            k = rec['key']
+            if k in first:
+                if canonical_json(self._cache.get(k)) != canonical_json(rec): raise _twice(path, i, k, first[k])
+                continue
+            first[k] = i
+            yield rec
+    return self._add_validated(records(), path)   # the same all-or-nothing rules as import_jsonl: an error rolls the transaction back
+
+# %% ../nbs/24_snapshots.ipynb #fd25fa6b
+class _SnapshotCache:
+    "The read side of a diskcache.Cache, served from a snapshot's columns; each record is validated when first read."
+    def __init__(self, path:Path):
+        pf, n, kb = _open_snapshot(path)
+        if kb != 32: raise RecordError(f"{path} keeps {kb}-byte keys; SnapshotStore serves snapshots with whole keys: import it instead (TeacherStore(folder).import_parquet)")
+        try: t = pf.read().flatten()
+        except (pa.ArrowException, OSError) as e: raise RecordError(f"{path}: corrupt Parquet data ({e}). Copy the snapshot again") from None
+        finally: pf.close()
+        if t.num_rows != n: raise RecordError(f"{path}: read {t.num_rows} rows, metadata says {n}. Copy the snapshot again")
+        self.path, self._t = path, t
+        self._rows = {k.hex(): i for i, k in enumerate(t.column('key').to_pylist())}
+        if len(self._rows) != n: raise RecordError(f"{path}: a key appears twice; {_FIX}")
+        self._checked = {}
+
+    def get(self, key, default=None, retry=True):
+        i = self._rows.get(key)
+        if i is None: return default
+        rec = self._checked.get(key)
+        if rec is None:
+            c = {name: {i: self._t.column(name)[i].as_py()} for name in self._t.column_names}
+            where = f"{self.path} row {i} (key {key[:16]}...)"
+            rec = validate_record(_record(c, i, where), where=where)
+            _check_answer(rec, where)
+            self._checked[key] = rec
+        return rec
+    def __contains__(self, key): return key in self._rows
+    def __len__(self): return len(self._rows)
+    def iterkeys(self): return iter(self._rows)
+    def transact(self, *a, **kw): raise PermissionError(f"{self.path} is a snapshot served read-only; import it into a store folder to write (TeacherStore(folder).import_parquet)")
+    def close(self): pass
+
+class SnapshotStore(TeacherStore):
+    "A read-only teacher store served straight from a Parquet snapshot: nothing imported, every record checked when first read."
+    def __init__(self, path:str|Path, # a snapshot written by export_parquet (whole keys)
+                ):
+        self.path, self.readonly = Path(path).expanduser(), True
+        self._cache = _SnapshotCache(self.path)
+    def _check_writable(self): self._cache.transact()
 
 # %% ../nbs/24_snapshots.ipynb #e47e0971
 def snapshot_sizes(path:str|Path, # a Parquet snapshot

@@ -173,8 +173,10 @@ class TeacherStore:
     def __contains__(self, key): return self._key(key) in self._cache
     def __len__(self): return len(self._cache)
     def keys(self)->list:
-        "All keys, sorted."
-        return sorted(self._cache.iterkeys())
+        "All keys, sorted (read in one query: diskcache's own iteration pages through the table)."
+        c = self._cache
+        if not isinstance(c, diskcache.Cache): return sorted(c.iterkeys())   # read-only and snapshot stores
+        return sorted(c.disk.get(k, raw) for k, raw in c._sql('SELECT key, raw FROM Cache').fetchall())
     def items(self)->Iterator[tuple]:
         "(key, record) pairs in key order."
         for k in self.keys(): yield k, self._cache.get(k, retry=True)
@@ -219,12 +221,12 @@ def export_jsonl(self:TeacherStore, path:str|Path, # the snapshot file to write 
 
 @patch
 def _add_validated(self:TeacherStore, recs:list, source:Path)->int:
-    "Add validated records in one transaction (all or nothing: a key stored with a different record stops it); return how many were new."
-    added = 0
+    "Add validated records (a list or a stream) in one transaction (all or nothing: an error, e.g. a key stored with a different record, rolls it back); return how many were new."
+    added, fresh, new = 0, len(self._cache) == 0, set()
     with self._cache.transact(retry=True):
         for rec in recs:
-            old = self._cache.get(rec['key'], None)
-            if old is None: self._cache.set(rec['key'], rec); added += 1
+            old = self._cache.get(rec['key'], None) if not fresh or rec['key'] in new else None   # an empty store: no look-ups
+            if old is None: self._cache.set(rec['key'], rec); added += 1; new.add(rec['key'])
             elif canonical_json(old) != canonical_json(rec):
                 raise RecordError(f"{source}: key {rec['key'][:16]}... is already in {self.path} with a different record; "
                                   "nothing was imported. Import into a fresh store and use merge() to list conflicts")

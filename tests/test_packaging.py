@@ -49,13 +49,25 @@ def test_non_editable_install_imports(tmp_path):
     (site/'_deps.pth').write_text(sysconfig.get_paths()['purelib'] + '\n')
     subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--target', str(site), str(wheels[0])], check=True)
     code = ("import paper_distill, paper_distill.store, paper_distill.core as c; "
-            "print(paper_distill.__file__); print(c.package_data_dir().is_dir())")
+            "print(paper_distill.__file__); print(c.package_data_dir().is_dir()); "
+            "print((c.package_data_dir()/'stores'/'mini.parquet').stat().st_size)")
     out = subprocess.run([str(py), '-c', code], capture_output=True, text=True, cwd=tmp_path,
                          env={k: v for k, v in os.environ.items() if k != 'PYTHONPATH'})
     assert out.returncode == 0, out.stderr
-    path, has_data = out.stdout.split()
+    path, has_data, store_bytes = out.stdout.split()
     assert Path(path).is_relative_to(site), f"imported {path}, not the wheel install in {site}"
     assert has_data == 'True', "package data folder missing from the wheel"
+    assert 0 < int(store_bytes) <= 10 * 2**20, f"the shipped mini store is {int(store_bytes) / 2**20:.1f} MiB; it must stay within 10 MiB"
+
+def test_shipped_store_is_a_valid_snapshot():
+    "The mini profile's shipped teacher store: a Parquet snapshot (checked cheaply: its metadata) of the mini world's teacher."
+    import pyarrow.parquet as pq
+    p = ROOT/'paper_distill'/'data'/'stores'/'mini.parquet'
+    md = pq.read_metadata(p)
+    assert md.num_rows > 100_000 and p.stat().st_size <= 10 * 2**20
+    req = pq.read_table(p, columns=['request']).column('request').combine_chunks()
+    assert set(req.field('task').unique().to_pylist()) == {'rank', 'caption'}
+    assert all(x.startswith('simulated:world-') for x in req.field('teacher_id').unique().to_pylist())
 
 @pytest.mark.parametrize('nb', ['00_core.ipynb'])
 def test_notebook_runs_in_real_kernel(nb):

@@ -3,13 +3,24 @@
 Usage: python tools/make_readme.py          # write README.md
        python tools/make_readme.py --check  # exit 1 if README.md is stale
 Markdown cells are copied; code cells become ```python blocks followed by their text outputs;
-cells flagged `#| hide` are left out, as nbdev_readme would.
+cells flagged `#| hide` are left out, as nbdev_readme would. A markdown line `<!-- include: figures/x.md -->` is
+replaced by that file's text (the regenerated tables), so README shows the numbers `paper_distill reproduce` wrote.
 """
-import sys
+import re, sys
 from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
+
+INCLUDE = re.compile(r'^<!-- include: (\S+) -->$', re.M)
+
+def include(md: str) -> str:
+    "Replace include markers by the files they name (paths relative to the repository root)."
+    def sub(m):
+        f = ROOT/m.group(1)
+        if not f.is_file(): sys.exit(f"{m.group(0)}: {f} does not exist; run `paper_distill reproduce` first")
+        return f.read_text(encoding='utf-8').strip('\n')
+    return INCLUDE.sub(sub, md)
 
 def render(nb_path=ROOT/'nbs'/'index.ipynb') -> str:
     "Render the index notebook as GitHub markdown."
@@ -17,7 +28,7 @@ def render(nb_path=ROOT/'nbs'/'index.ipynb') -> str:
     parts = []
     for cell in nb.cells:
         src = cell.source.strip('\n')
-        if cell.cell_type == 'markdown': parts.append(src)
+        if cell.cell_type == 'markdown': parts.append(include(src))
         elif cell.cell_type == 'code':
             lines = src.splitlines()
             if any(l.strip().replace(' ', '') in ('#|hide', '#|include:false') for l in lines): continue
