@@ -50,14 +50,14 @@ def test_non_editable_install_imports(tmp_path):
     subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--target', str(site), str(wheels[0])], check=True)
     code = ("import paper_distill, paper_distill.store, paper_distill.core as c; "
             "print(paper_distill.__file__); print(c.package_data_dir().is_dir()); "
-            "print((c.package_data_dir()/'stores'/'mini.parquet').stat().st_size)")
+            "print(sum(f.stat().st_size for f in (c.package_data_dir()/'stores').glob('mini*.parquet')))")
     out = subprocess.run([str(py), '-c', code], capture_output=True, text=True, cwd=tmp_path,
                          env={k: v for k, v in os.environ.items() if k != 'PYTHONPATH'})
     assert out.returncode == 0, out.stderr
     path, has_data, store_bytes = out.stdout.split()
     assert Path(path).is_relative_to(site), f"imported {path}, not the wheel install in {site}"
     assert has_data == 'True', "package data folder missing from the wheel"
-    assert 0 < int(store_bytes) <= 10 * 2**20, f"the shipped mini store is {int(store_bytes) / 2**20:.1f} MiB; it must stay within 10 MiB"
+    assert 0 < int(store_bytes) <= 10 * 2**20, f"the shipped mini store and groups are {int(store_bytes) / 2**20:.1f} MiB; they must stay within 10 MiB"
 
 def test_shipped_store_is_a_valid_snapshot():
     "The mini profile's shipped teacher store: a Parquet snapshot (checked cheaply: its metadata) of the mini world's teacher."
@@ -68,6 +68,17 @@ def test_shipped_store_is_a_valid_snapshot():
     req = pq.read_table(p, columns=['request']).column('request').combine_chunks()
     assert set(req.field('task').unique().to_pylist()) == {'rank', 'caption'}
     assert all(x.startswith('simulated:world-') for x in req.field('teacher_id').unique().to_pylist())
+
+def test_shipped_groups_match_the_mini_recipe():
+    "The runs' recorded groups ship beside the store, for the mini profile's recipe and seeds (else a replay would not use them)."
+    import pyarrow.parquet as pq
+    from paper_distill.experiments import Profile, _recipe
+    p = ROOT/'paper_distill'/'data'/'stores'/'mini-groups.parquet'
+    pf = pq.ParquetFile(p)
+    assert pf.metadata.metadata[b'paper_distill.recipe'].decode() == _recipe(Profile.mini())
+    t = pf.read(columns=['persona_set', 'catalog', 'seed']).to_pylist()
+    prof = Profile.mini()
+    assert {(r['persona_set'], r['catalog'], r['seed']) for r in t} == {(*pair, s) for pair in prof.pairs for s in prof.seeds}
 
 @pytest.mark.parametrize('nb', ['00_core.ipynb'])
 def test_notebook_runs_in_real_kernel(nb):
