@@ -98,7 +98,7 @@ def main():
               f"{r['tree_rss_mb']:.0f}", f"{r['fs_out_mb']:.0f}", f"{r['written_mb']:.0f}")
     summary = '\n'.join(l for l in rows['cold']['stdout'].splitlines() if l.startswith(('profile', 'teacher', 'store', 'the experiments')))
     parts = [f"`paper_distill reproduce --profile {a.profile} {' '.join(teacher)} --workers {a.workers}`, cold (empty "
-             "$PAPER_DISTILL_HOME: the shipped store is imported, every pair trained, every cache filled) then warm (the same "
+             "$PAPER_DISTILL_HOME: no run cache, no embedding or feature cache; the shipped store served as it is, every pair trained) then warm (the same "
              "command again: every pair from the run cache, only drawing). Targets (mini): cold under 5 minutes, warm under "
              "30 seconds, under 2 GB. Torch runs one thread per worker process; the BLAS is the one `report.py` lists.", t,
              f"Warm artefacts byte-identical to cold: {'yes' if same else 'NO'}.", "Cold run's summary:\n\n```\n" + summary + "\n```"]

@@ -247,7 +247,7 @@ def import_parquet(self:TeacherStore, path:str|Path, # a snapshot written by exp
 
 # %% ../nbs/24_snapshots.ipynb #fd25fa6b
 class _SnapshotCache:
-    "The read side of a diskcache.Cache, served from a snapshot's columns; each record is validated when first read."
+    "The read side of a diskcache.Cache, served from a snapshot's columns; each record is rebuilt and validated whenever it is read."
     def __init__(self, path:Path):
         pf, n, kb = _open_snapshot(path)
         if kb != 32: raise RecordError(f"{path} keeps {kb}-byte keys; SnapshotStore serves snapshots with whole keys: import it instead (TeacherStore(folder).import_parquet)")
@@ -258,18 +258,14 @@ class _SnapshotCache:
         self.path, self._t = path, t
         self._rows = {k.hex(): i for i, k in enumerate(t.column('key').to_pylist())}
         if len(self._rows) != n: raise RecordError(f"{path}: a key appears twice; {_FIX}")
-        self._checked = {}
 
     def get(self, key, default=None, retry=True):
         i = self._rows.get(key)
         if i is None: return default
-        rec = self._checked.get(key)
-        if rec is None:
-            c = {name: {i: self._t.column(name)[i].as_py()} for name in self._t.column_names}
-            where = f"{self.path} row {i} (key {key[:16]}...)"
-            rec = validate_record(_record(c, i, where), where=where)
-            _check_answer(rec, where)
-            self._checked[key] = rec
+        c = {name: {i: self._t.column(name)[i].as_py()} for name in self._t.column_names}
+        where = f"{self.path} row {i} (key {key[:16]}...)"
+        rec = validate_record(_record(c, i, where), where=where)    # no memo: a long replay would hold every record it read
+        _check_answer(rec, where)
         return rec
     def __contains__(self, key): return key in self._rows
     def __len__(self): return len(self._rows)
@@ -278,7 +274,7 @@ class _SnapshotCache:
     def close(self): pass
 
 class SnapshotStore(TeacherStore):
-    "A read-only teacher store served straight from a Parquet snapshot: nothing imported, every record checked when first read."
+    "A read-only teacher store served straight from a Parquet snapshot: nothing imported, every record checked when read."
     def __init__(self, path:str|Path, # a snapshot written by export_parquet (whole keys)
                 ):
         self.path, self.readonly = Path(path).expanduser(), True
