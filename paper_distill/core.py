@@ -11,7 +11,7 @@ from typing import Any, TYPE_CHECKING
 
 # %% auto #0
 __all__ = ['seed_everything', 'sha256_hex', 'hash_text', 'hash_image', 'canonical_json', 'hash_json', 'get_device', 'Config',
-           'home_dir', 'package_data_dir']
+           'home_dir', 'package_data_dir', 'package_imports', 'code_version']
 
 # %% ../nbs/00_core.ipynb #41a2d705
 import numpy as np
@@ -250,3 +250,25 @@ def package_data_dir()->Path:
     "The folder of data shipped inside the installed package."
     import paper_distill
     return Path(paper_distill.__file__).resolve().parent/'data'
+
+# %% ../nbs/00_core.ipynb #58802c75
+def package_imports(module:str, # a module of this package, e.g. 'experiments'
+                   )->set:
+    "The package modules `module` imports, directly or not, itself included (read from the sources' `from .x import` lines)."
+    import paper_distill
+    root, seen, todo = Path(paper_distill.__file__).resolve().parent, set(), [module]
+    while todo:
+        m = todo.pop()
+        if m in seen: continue
+        seen.add(m); todo += re.findall(r'^\s*from \.(\w+) import', (root/f'{m}.py').read_text(encoding='utf-8'), re.M)
+    return seen
+
+def code_version(module:str, # the module whose code (with what it imports) the hash covers
+                )->str:
+    "The package's version and a hash of `module`, the package modules it imports and the shipped data (stores excepted)."
+    import paper_distill
+    root, h = Path(paper_distill.__file__).resolve().parent, hashlib.sha256()
+    files = [root/f'{m}.py' for m in sorted(package_imports(module))]
+    files += sorted(p for p in (root/'data').rglob('*') if p.is_file() and 'stores' not in p.relative_to(root/'data').parts[:1] and '__pycache__' not in p.parts)
+    for f in files: h.update(str(f.relative_to(root)).encode() + b'\0' + f.read_bytes() + b'\0')
+    return f"{paper_distill.__version__}+{h.hexdigest()[:16]}"

@@ -4,13 +4,14 @@
 
 # %% ../nbs/18_tasks.ipynb #a5b247da
 from __future__ import annotations
+import json
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable
 
 # %% auto #0
-__all__ = ['Task', 'world_task', 'folder_task']
+__all__ = ['Task', 'world_task', 'folder_task', 'dataset_task']
 
 # %% ../nbs/18_tasks.ipynb #eecc19f6
 import numpy as np
@@ -74,3 +75,18 @@ def folder_task(catalog_dir:str|Path, # a folder of product images (the catalog)
     cs = Splits.make(cat.ids, {'test': n_test, 'val': n_val, 'train': None}, seed)
     pss = Splits.make(ps.ids, {'test': p_test, 'val': p_val, 'train': None}, seed)
     return Task(f'{ps.name}×{cat.name}', ps, pss, cat, cs)
+
+# %% ../nbs/18_tasks.ipynb #eec3cf39
+def dataset_task(data:str|Path, # the datasets' JSON file
+                 persona_set:str, # a key of its "personas"
+                 catalog:str, # a key of its "catalogs"
+                )->Task:
+    "The task of one persona set × catalog of your datasets, split as the paper splits them."
+    data = Path(data)
+    if not data.is_file(): raise FileNotFoundError(f"datasets file {data} not found: write a JSON file naming your catalog folders and persona tables (see the experiments notebook)")
+    spec = json.loads(data.read_text(encoding='utf-8'))
+    for part, key in (('catalogs', catalog), ('personas', persona_set)):
+        if key not in spec.get(part, {}): raise KeyError(f"{data} has no {part}[{key!r}]; it names {sorted(spec.get(part, {}))}")
+    path = lambda v: None if v is None else (data.parent/v if not Path(v).is_absolute() else Path(v))
+    c, p = spec['catalogs'][catalog], spec['personas'][persona_set]
+    return folder_task(path(c['dir']), path(p['file']), text_col=p.get('text_col', 'persona'), csv=path(c.get('csv')))

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 # %% auto #0
-__all__ = ['TeacherFailure', 'StoreMiss', 'Reply', 'Result', 'Teacher', 'SimulatedTeacher', 'ReplayTeacher']
+__all__ = ['TeacherFailure', 'StoreMiss', 'Reply', 'Result', 'Teacher', 'SimulatedTeacher', 'ReplayTeacher',
+           'StrictReplayTeacher']
 
 # %% ../nbs/04_teacher.ipynb #19f5a3c7
 import numpy as np
@@ -340,3 +341,13 @@ class ReplayTeacher(Teacher):
                         "Fill it by running the same request through a live teacher with the same settings "
                         "(GeminiTeacher with GEMINI_API_KEY set, or the SimulatedTeacher) into this store, "
                         "or import a snapshot that holds it (TeacherStore.import_jsonl).")
+
+# %% ../nbs/04_teacher.ipynb #4de0002a
+class StrictReplayTeacher(ReplayTeacher):
+    "A replay teacher whose batch calls raise on the first request the store cannot answer."
+    def label(self, requests, **kw):
+        res = super().label(requests, **kw)
+        bad = [r for r in res if not r.ok]
+        if bad: raise StoreMiss(f"{len(bad)} of {len(res)} teacher requests are not in the store; first: {bad[0].error} "
+                                "To fill them with the mini world's teacher, run `paper_distill reproduce --teacher simulated` on the same store.")
+        return res
