@@ -4,12 +4,13 @@
 
 # %% ../nbs/33_reproduce.ipynb #ec89f3be
 from __future__ import annotations
-import time
+import multiprocessing as mp, time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
 
 # %% auto #0
-__all__ = ['ARTEFACTS', 'profile_of', 'reproduce', 'summary_text']
+__all__ = ['ARTEFACTS', 'draw_artefacts', 'profile_of', 'reproduce', 'summary_text']
 
 # %% ../nbs/33_reproduce.ipynb #1a5009b7
 from .experiments import Profile, Results, PROFILES, run_profile
@@ -26,6 +27,34 @@ ARTEFACTS: dict[str, Callable] = {
     'table1': table1, 'curves': learning_curves, 'histogram': winner_histogram, 'topk': topk_grid,
     'inference': lambda res, out: inference_diagram(out), 'training': lambda res, out: training_diagram(out),
     'heldout': heldout_oracle, 'cost': teacher_cost}
+
+# %% ../nbs/33_reproduce.ipynb #82ce9ce7
+_DRAWING = {}   # what forked drawing processes inherit: the results and the output folder
+
+def _draw(name:str)->tuple:
+    "Draw one artefact here; return (name, seconds, error or None)."
+    t0 = time.time()
+    try: ARTEFACTS[name](_DRAWING['res'], _DRAWING['out']); return name, time.time() - t0, None
+    except Exception as e: return name, time.time() - t0, f"{type(e).__name__}: {e}"
+
+def draw_artefacts(res:Results, # what `run_profile` returned
+                   out:str|Path, # the folder the artefacts are written to
+                   names:list|None=None, # which artefacts (default: all of `ARTEFACTS`)
+                   workers:int=1, # forked drawing processes (1: here, errors raised as they come)
+                  )->dict: # seconds per artefact
+    "Draw artefacts into `out`, side by side in `workers` processes; raise naming any that failed."
+    names = list(ARTEFACTS) if names is None else list(names)
+    if workers <= 1 or len(names) < 2 or 'fork' not in mp.get_all_start_methods():
+        secs = {}
+        for n in names: t0 = time.time(); ARTEFACTS[n](res, out); secs[n] = time.time() - t0
+        return secs
+    _DRAWING.update(res=res, out=out)
+    try:
+        with ProcessPoolExecutor(min(workers, len(names)), mp_context=mp.get_context('fork')) as ex: done = list(ex.map(_draw, names))
+    finally: _DRAWING.clear()
+    bad = [f"  {n}: {e}" for n, _, e in done if e]
+    if bad: raise RuntimeError(f"{len(bad)} artefact(s) failed to draw (the others are in {out}):\n" + '\n'.join(bad))
+    return {n: s for n, s, _ in done}
 
 # %% ../nbs/33_reproduce.ipynb #b417bfdc
 def profile_of(profile:str|Profile, # 'smoke', 'mini', 'paper', or a Profile
@@ -63,7 +92,7 @@ def reproduce(profile:str|Profile='mini', # 'smoke', 'mini', 'paper' or a Profil
     if bad: raise ValueError(f"unknown artefact(s) {bad}: choose from {list(ARTEFACTS)}")
     res = run_profile(p, teacher, store, cache, workers, gemini_model, progress)
     t0 = time.time()
-    for n in names: ARTEFACTS[n](res, out)
+    res.summary['draw'] = draw_artefacts(res, out, names, workers)
     res.summary['draw_seconds'] = time.time() - t0
     return res
 

@@ -5,6 +5,8 @@
 # %% ../nbs/07_world.ipynb #27eaa709
 from __future__ import annotations
 import json, math
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -240,6 +242,11 @@ def _render_table(df:pd.DataFrame, rng, size:int, supersample:int)->np.ndarray:
         out[i] = render_item(c, col, p, d, rng, size, supersample)
     return out
 
+def _render_tables(jobs:list, workers:int=1)->list[np.ndarray]:
+    "Render item tables ((table, generator, size, supersample) each) in `workers` forked processes: each has its own generator, so the pixels are the same."
+    if workers <= 1 or len(jobs) < 2 or 'fork' not in mp.get_all_start_methods(): return [_render_table(*j) for j in jobs]
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context('fork')) as ex: return list(ex.map(_render_table, *zip(*jobs)))
+
 # %% ../nbs/07_world.ipynb #2f0f038b
 def _persona_table(style:str, n:int, held_out:bool, rng, cfg:WorldConfig, taken:set, prefix:str)->pd.DataFrame:
     "Hidden traits, phrases and texts of `n` personas of one style."
@@ -392,22 +399,26 @@ class World:
 
 # %% ../nbs/07_world.ipynb #4b9f9712
 def make_world(config:WorldConfig|None=None, # the world's parameters (default: WorldConfig())
+               workers:int=1, # processes that render the catalogs side by side (the same pixels for any number)
               )->World:
     "Generate the mini world, deterministically for a config."
     cfg = config or WorldConfig()   # its names and ranges were checked when it was built
-    catalogs, catalog_splits = {}, {}
-    for ci, name in enumerate(cfg.catalogs):
+    tables = {}                     # name → (item table, its generator after drawing the table: rendering goes on from there)
+    for name in cfg.catalogs:
         rng = _rng(cfg.seed, _STREAMS['catalog'], list(CATALOGS).index(name))
-        meta = _item_table(CATALOGS[name], cfg.n_items, rng, cfg.item_style_sd, name)
-        meta['catalog'] = name
-        imgs = _render_table(meta, rng, cfg.image_size, cfg.supersample)
-        catalogs[name] = Catalog(meta.index.tolist(), imgs, meta, name)
-        catalog_splits[name] = Splits.make(meta.index.tolist(), {'test': cfg.n_catalog_test, 'val': cfg.n_catalog_val, 'train': None},
-                                           seed=int(_rng(cfg.seed, _STREAMS['catalog'], 100 + list(CATALOGS).index(name)).integers(2**31)))
+        tables[name] = (_item_table(CATALOGS[name], cfg.n_items, rng, cfg.item_style_sd, name).assign(catalog=name), rng)
     rng = _rng(cfg.seed, _STREAMS['pretrain'])
     meta = _item_table(ALL_CATEGORIES, cfg.n_pretrain, rng, cfg.item_style_sd, 'pretrain')
     meta['catalog'] = [next(k for k, v in CATALOGS.items() if c in v) for c in meta.category]
-    pretrain = Catalog(meta.index.tolist(), _render_table(meta, rng, cfg.image_size, cfg.supersample), meta, 'pretrain')
+    tables['pretrain'] = (meta, rng)
+    order = sorted(tables, key=lambda k: -len(tables[k][0]))         # largest first: the processes finish together
+    imgs = dict(zip(order, _render_tables([(*tables[k], cfg.image_size, cfg.supersample) for k in order], workers)))
+    catalogs, catalog_splits = {}, {}
+    for name, (meta, _) in ((k, tables[k]) for k in cfg.catalogs):
+        catalogs[name] = Catalog(meta.index.tolist(), imgs[name], meta, name)
+        catalog_splits[name] = Splits.make(meta.index.tolist(), {'test': cfg.n_catalog_test, 'val': cfg.n_catalog_val, 'train': None},
+                                           seed=int(_rng(cfg.seed, _STREAMS['catalog'], 100 + list(CATALOGS).index(name)).integers(2**31)))
+    pretrain = Catalog(tables['pretrain'][0].index.tolist(), imgs['pretrain'], tables['pretrain'][0], 'pretrain')
     personas, persona_splits, taken = {}, {}, set()
     for name in cfg.persona_sets:
         si = ['nemotron', 'opencharacter'].index(name)
