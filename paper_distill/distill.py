@@ -190,7 +190,7 @@ def _sample(setup:_Setup, cycle:int, n_groups:int)->dict:
     "Draw a cycle's groups with the current student (seeded by the run's seed and the cycle)."
     cfg, E = setup.cfg, _embed(setup.student, setup.feats['train'], setup.n_items['train'])
     score_fn = lambda idx: (setup.P[np.asarray(idx)] @ E.T).cpu().numpy()
-    g = make_sampler(cfg.sampler, score_fn, len(setup.train_ids), setup.n_items['train']).sample(n_groups, np.random.default_rng([cfg.seed, cycle, 1]))
+    g = make_sampler(cfg.sampler, score_fn, len(setup.train_ids), setup.n_items['train'], same=[r.hash for r in setup.refs['train']]).sample(n_groups, np.random.default_rng([cfg.seed, cycle, 1]))
     return dict(persona=g.persona.tolist(), items=g.items.tolist(), bins=g.bins.tolist(), fallback=g.fallback.tolist())
 
 def _ask(setup:_Setup, groups:dict, progress:bool)->tuple[list, list]:

@@ -29,6 +29,7 @@ from .tasks import Task, world_task, dataset_task
 from .student import Student, StudentConfig
 from .metrics import percentile_rank
 from .tournament import run_tournaments
+from .prompts import load_image
 from .baselines import teacher_captions, item_features, fit_oracle, oracle_scores
 from .distill import DistillConfig, distill, run_labels, _atomic_write, _load_state
 from .lockstep import distill_lockstep
@@ -120,7 +121,7 @@ def _thumbs(images, idx, size:int=96)->np.ndarray:
     out = []
     for i in idx:
         im = images[i]
-        im = Image.fromarray(np.asarray(im)) if isinstance(im, np.ndarray) else (im if isinstance(im, Image.Image) else Image.open(im)).convert('RGB')
+        im = Image.fromarray(np.asarray(im)) if isinstance(im, np.ndarray) else load_image(im)   # files read as the teacher reads them
         im.thumbnail((size, size)); sq = Image.new('RGB', (size, size), 'white')
         sq.paste(im, ((size - im.width) // 2, (size - im.height) // 2)); out.append(np.asarray(sq))
     return np.stack(out)
@@ -406,7 +407,7 @@ def run_profile(profile:Profile, # what to run
     st.close()
     stats, errors = {}, {}
     if todo:
-        world = make_world(profile.world) if profile.world is not None else None
+        world = make_world(profile.world, workers=workers) if profile.world is not None else None
         _STATE.update(groups=shipped_store(profile.name, 'groups'), world=world, profile=profile, store=st if isinstance(st, SnapshotStore) else str(st.path), teacher=teacher, gemini_model=gemini_model, workers=workers)
         bar = tqdm(total=len(todo), desc=f'reproduce {profile.name}: units', disable=not progress)
         if workers <= 1:

@@ -9,15 +9,16 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 # %% auto #0
-__all__ = ['GEMINI_PRICES', 'RETRY_STATUS', 'KEY_ENV_VARS', 'MODEL_ENV_VAR', 'BATCH_DONE', 'MissingAPIKey', 'redact',
-           'resolve_model', 'gemini_spec', 'image_png', 'RateLimit', 'GeminiTeacher']
+__all__ = ['GEMINI_PRICES', 'RETRY_STATUS', 'KEY_ENV_VARS', 'MODEL_ENV_VAR', 'IMAGE_FORMATS', 'IMAGE_MIME', 'BATCH_DONE',
+           'MissingAPIKey', 'redact', 'resolve_model', 'gemini_spec', 'image_png', 'image_payload', 'RateLimit',
+           'GeminiTeacher']
 
 # %% ../nbs/05_gemini.ipynb #5f47969b
 from PIL import Image
 from fastcore.basics import patch
 from .records import StoreRequest, SECRET_ENV_VARS
 from .store import TeacherStore
-from .prompts import Request, is_ranking_of, TEMPLATES, InvalidAnswer, default_templates, parse_answer, load_image
+from .prompts import Request, is_ranking_of, TEMPLATES, InvalidAnswer, default_templates, parse_answer, load_image, ImageRef
 from .teacher import Teacher, TeacherFailure, Reply
 
 _log = logging.getLogger('paper_distill.gemini')
@@ -56,11 +57,17 @@ def gemini_spec(model:str|None=None, # the model name (or $PAPER_DISTILL_GEMINI_
                 thinking_budget:int|None=None, # thinking tokens (0 turns thinking off where the model allows)
                 max_image_px:int=384, # longest image side sent
                 order_seed:int|None=0, # seed of the image shuffle
+                image_format:str='auto', # 'auto' (`image_payload`) or 'png' (every image as PNG: stores made before 'auto')
+                jpeg_quality:int=90, # quality of the JPEGs 'auto' encodes
+                max_image_bytes:int=150_000, # largest image 'auto' sends in its own encoding or as PNG
                )->dict:
     "The store identity of a Gemini teacher with these settings (no API key needed), for `ReplayTeacher(store, **spec)`."
     if max_image_px < 16: raise ValueError(f"max_image_px must be >= 16, got {max_image_px}")
+    if image_format not in IMAGE_FORMATS: raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
+    if not 1 <= jpeg_quality <= 95: raise ValueError(f"jpeg_quality must be in [1, 95] (PIL's useful range), got {jpeg_quality}")
     gc = dict(temperature=float(temperature), seed=seed, max_output_tokens=max_output_tokens,
-              thinking_budget=thinking_budget, max_image_px=int(max_image_px), image_format='png')
+              thinking_budget=thinking_budget, max_image_px=int(max_image_px), image_format=image_format)
+    if image_format == 'auto': gc.update(jpeg_quality=int(jpeg_quality), max_image_bytes=int(max_image_bytes))
     fmt = 'json' if structured else 'text'
     return dict(teacher_id='gemini', model=resolve_model(model), gen_config=gc, fmt=fmt, order_seed=order_seed,
                 templates=default_templates(fmt))
@@ -74,6 +81,48 @@ def image_png(img, # anything `load_image` reads
     if max(im.size) > max_px: im.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
     buf = io.BytesIO(); im.save(buf, format='PNG'); return buf.getvalue()
 
+# %% ../nbs/05_gemini.ipynb #9429eb2c
+IMAGE_FORMATS = ('auto', 'png')
+IMAGE_MIME = {'JPEG': 'image/jpeg', 'PNG': 'image/png', 'WEBP': 'image/webp'}   # the encodings Gemini reads that shops use
+
+def _as_sent(src, # a path or encoded bytes
+             max_px:int, max_bytes:int)->tuple|None:
+    "(mime type, bytes) of an encoded image that can go as it is (see above), else None."
+    if isinstance(src, (str, Path)):
+        p = Path(src)
+        if not p.is_file() or p.stat().st_size > max_bytes: return None
+        data = p.read_bytes()
+    else: data = bytes(src)
+    if len(data) > max_bytes: return None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            plain = (im.mode in ('RGB', 'L') and 'transparency' not in im.info and getattr(im, 'n_frames', 1) == 1
+                     and im.getexif().get(0x0112, 1) == 1)                       # 0x0112: the EXIF orientation
+            return (IMAGE_MIME[im.format], data) if im.format in IMAGE_MIME and plain and max(im.size) <= max_px else None
+    except (OSError, ValueError, SyntaxError): return None                      # unreadable: load_image says why
+
+def image_payload(img, # anything `load_image` reads (an ImageRef to a file or bytes can go as it is)
+                  max_px:int=384, # longest side sent (never upscaled)
+                  fmt:str='auto', # 'auto' or 'png' (every image as PNG)
+                  quality:int=90, # JPEG quality of re-encoded images
+                  max_bytes:int=150_000, # largest image sent in its own encoding or as PNG
+                 )->tuple: # (mime type, bytes)
+    "How `img` is shown to Gemini: its own file when that can go as it is, else PNG (small, not downscaled) or JPEG."
+    if fmt not in IMAGE_FORMATS: raise ValueError(f"image format must be one of {IMAGE_FORMATS}, got {fmt!r}")
+    if fmt == 'png': return 'image/png', image_png(img, max_px)
+    src = img
+    if isinstance(img, ImageRef) and img.source is not None: src = img.source() if callable(img.source) else img.source
+    if isinstance(src, (str, Path, bytes, bytearray)) and (sent := _as_sent(src, max_px, max_bytes)): return sent
+    im = load_image(src)
+    im = im.convert('RGB') if im.mode != 'RGB' else im
+    buf = io.BytesIO()
+    if max(im.size) > max_px: im = im.copy(); im.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
+    else:
+        im.save(buf, format='PNG')
+        if buf.tell() <= max_bytes: return 'image/png', buf.getvalue()
+        buf = io.BytesIO()
+    im.save(buf, format='JPEG', quality=quality); return 'image/jpeg', buf.getvalue()
+
 # %% ../nbs/05_gemini.ipynb #26eb05ed
 def _transport_errors()->tuple:
     errs = []
@@ -81,6 +130,7 @@ def _transport_errors()->tuple:
         try: errs.append(__import__(mod).TransportError)
         except (ImportError, AttributeError): pass
     return tuple(errs) + (TimeoutError, ConnectionError)
+
 
 
 # %% ../nbs/05_gemini.ipynb #bc237989
@@ -113,6 +163,9 @@ class GeminiTeacher(Teacher):
                  thinking_budget:int|None=None, # thinking tokens (None: the model's default)
                  max_image_px:int=384, # longest image side sent
                  order_seed:int|None=0, # seed of the per-request image shuffle (None: caller's order)
+                 image_format:str='auto', # 'auto' (`image_payload`) or 'png' (every image as PNG)
+                 jpeg_quality:int=90, # quality of re-encoded JPEGs ('auto')
+                 max_image_bytes:int=150_000, # largest image sent in its own encoding or as PNG ('auto')
                  concurrency:int=8, # requests in flight at once
                  max_rps:float|None=None, # most requests started per second (None: no limit)
                  max_retries:int=6, # retries of one call on 408/429/5xx/timeouts
@@ -124,7 +177,8 @@ class GeminiTeacher(Teacher):
                 ):
         from google import genai
         from google.genai import types
-        spec = gemini_spec(model, structured, temperature, seed, max_output_tokens, thinking_budget, max_image_px, order_seed)
+        spec = gemini_spec(model, structured, temperature, seed, max_output_tokens, thinking_budget, max_image_px, order_seed,
+                           image_format, jpeg_quality, max_image_bytes)
         key = next((os.environ[v] for v in KEY_ENV_VARS if os.environ.get(v)), None)
         if not key: raise MissingAPIKey(f"no Gemini API key: set ${KEY_ENV_VARS[0]} (or ${KEY_ENV_VARS[1]}) in the environment. "
                                         "To work without one, replay a filled store with ReplayTeacher(store, **gemini_spec(model)).")
@@ -139,11 +193,12 @@ class GeminiTeacher(Teacher):
 
     def request_body(self, shown:Request, # the request, images in shown order
                     )->dict:
-        "The generateContent body for `shown` (REST JSON: camelCase, images as base64 PNG): the one source of every call."
+        "The generateContent body for `shown` (REST JSON: camelCase, images inline as `image_payload` sends them): the one source of every call."
         tpl, g = self.template(shown.task), self.gen_config
         parts = [{'text': tpl.render(shown.persona, len(shown.images))}]
         for lab, img in zip(tpl.labels(len(shown.images)), shown.images):
-            parts += [{'text': lab}, {'inlineData': {'mimeType': 'image/png', 'data': base64.b64encode(image_png(img, g['max_image_px'])).decode()}}]
+            mime, data = image_payload(img, g['max_image_px'], g['image_format'], g.get('jpeg_quality', 90), g.get('max_image_bytes', 150_000))
+            parts += [{'text': lab}, {'inlineData': {'mimeType': mime, 'data': base64.b64encode(data).decode()}}]
         gc = {'temperature': g['temperature']}
         if g['seed'] is not None: gc['seed'] = g['seed']
         if g['max_output_tokens'] is not None: gc['maxOutputTokens'] = g['max_output_tokens']

@@ -4,44 +4,87 @@
 
 # %% ../nbs/03_prompts.ipynb #002f3f1a
 from __future__ import annotations
-import json, re
+import io, json, re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
 # %% auto #0
-__all__ = ['TEMPLATES', 'ImageRef', 'image_hash', 'load_image', 'Request', 'rank_request', 'pair_request', 'caption_request',
-           'PromptTemplate', 'default_templates', 'InvalidAnswer', 'check_permutation', 'parse_answer', 'is_ranking_of',
-           'shown_order', 'to_caller']
+__all__ = ['TEMPLATES', 'to_rgb', 'ImageTooLarge', 'open_image', 'ImageRef', 'image_hash', 'load_image', 'Request',
+           'rank_request', 'pair_request', 'caption_request', 'PromptTemplate', 'default_templates', 'InvalidAnswer',
+           'check_permutation', 'parse_answer', 'is_ranking_of', 'shown_order', 'to_caller']
 
 # %% ../nbs/03_prompts.ipynb #43ec2275
 import numpy as np
-from PIL import Image
-from .core import hash_image, hash_text, hash_json, _as_pil
+from PIL import Image, ImageOps
+from .core import hash_image, hash_text, hash_json
 from .records import TASKS
 
 # %% ../nbs/03_prompts.ipynb #95658451
+_ORIENTATION = 0x0112   # the EXIF orientation tag
+
+def to_rgb(im:Image.Image, # an opened PIL image, in any mode
+           background:tuple=(255, 255, 255), # what transparent pixels are composited on
+          )->Image.Image:
+    "8-bit RGB pixels of `im` as a viewer shows them: upright, transparency on `background`, deep grey scaled."
+    if im.getexif().get(_ORIENTATION, 1) != 1: im = ImageOps.exif_transpose(im)
+    if im.mode in ('I', 'F') or im.mode.startswith('I;16'):
+        a = np.asarray(im, dtype=np.float64)
+        top = 1.0 if im.mode == 'F' and a.min() >= 0 and a.max() <= 1 else 255.0 if im.mode in ('I', 'F') and a.max() <= 255 else 65535.0
+        im = Image.fromarray(np.rint(np.clip(a * (255 / top), 0, 255)).astype(np.uint8), 'L')
+    if im.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La') or 'transparency' in im.info:
+        rgba = im.convert('LA' if im.mode == 'La' else im.mode).convert('RGBA')
+        return Image.alpha_composite(Image.new('RGBA', im.size, (*background, 255)), rgba).convert('RGB')
+    return im if im.mode == 'RGB' else im.convert('RGB')
+
+class ImageTooLarge(ValueError):
+    "An image above PIL's `Image.MAX_IMAGE_PIXELS` (its guard against decompression bombs)."
+
+def _too_large(what:str, size=None, err=None)->ImageTooLarge:
+    lim, n = Image.MAX_IMAGE_PIXELS, f"{size[0]}×{size[1]} = {size[0] * size[1]:,} pixels" if size else str(err)
+    return ImageTooLarge(f"{what} is too large ({n}; PIL's limit Image.MAX_IMAGE_PIXELS is {lim:,}); downscale the file, "
+                         "or raise PIL.Image.MAX_IMAGE_PIXELS if you trust it")
+
+def open_image(src, # a path, encoded bytes, a uint8 array or a PIL image
+               what:str|None=None, # how errors name the image (default: "image <path>")
+              )->Image.Image:
+    "Read `src` as 8-bit RGB (`to_rgb`); refuse a file above `Image.MAX_IMAGE_PIXELS` before decoding it."
+    if isinstance(src, Image.Image): return to_rgb(src)
+    if isinstance(src, np.ndarray): return to_rgb(Image.fromarray(src))
+    if isinstance(src, (bytes, bytearray)): fp, what = io.BytesIO(src), what or 'image bytes'
+    elif isinstance(src, (str, Path)):
+        fp = Path(src); what = what or f"image {fp}"
+        if not fp.exists(): raise FileNotFoundError(f"{what} not found: {fp}")
+    else: raise TypeError(f"cannot read an image from {type(src).__name__}: give a path, bytes, a uint8 array or a PIL image")
+    try:
+        with Image.open(fp) as im:
+            if Image.MAX_IMAGE_PIXELS and im.width * im.height > Image.MAX_IMAGE_PIXELS: raise _too_large(what, im.size)
+            im.load(); out = to_rgb(im)
+            return out.copy() if out is im else out
+    except Image.DecompressionBombError as e: raise _too_large(what, err=e) from None
+
+# %% ../nbs/03_prompts.ipynb #8d7dad44
 @dataclass(frozen=True)
 class ImageRef:
     "An image known by its content hash, with an optional source to load its pixels from."
     hash: str # the image's `core.hash_image`
     source: Any = None # a PIL image, path, bytes, uint8 array, or a zero-argument callable returning one
     def load(self)->Image.Image:
-        "The image's pixels as a PIL image."
+        "The image's pixels as an RGB PIL image (`open_image`)."
         if self.source is None: raise ValueError(f"image {self.hash[:12]}... has no source to load pixels from; give ImageRef(hash, source=path or image)")
         src = self.source() if callable(self.source) else self.source
-        return _as_pil(src)
+        return open_image(src)
 
 def image_hash(img)->str:
     "The content hash of `img` (an `ImageRef`'s own hash, else `core.hash_image`)."
     return img.hash if isinstance(img, ImageRef) else hash_image(img)
 
 def load_image(img)->Image.Image:
-    "The pixels of `img` (an `ImageRef` or anything `core.hash_image` reads)."
-    return img.load() if isinstance(img, ImageRef) else _as_pil(img)
+    "The RGB pixels a teacher is shown of `img` (an `ImageRef` or anything `open_image` reads)."
+    return img.load() if isinstance(img, ImageRef) else open_image(img)
 
-# %% ../nbs/03_prompts.ipynb #bfd59e44
+# %% ../nbs/03_prompts.ipynb #6173d467
 _K = {'pair': (2, 2), 'caption': (1, 1), 'rank': (2, 64)}
 
 @dataclass(frozen=True)
@@ -70,8 +113,9 @@ class Request:
         "Content hashes of the images, in the caller's order (duplicates are an error)."
         hs = tuple(image_hash(i) for i in self.images)
         if len(set(hs)) != len(hs):
-            dup = sorted({h[:12] for h in hs if hs.count(h) > 1})
-            raise ValueError(f"{self.task} request for persona {self.persona[:40]!r} shows the same image twice ({dup}); give distinct images")
+            dup = '; '.join(f"images {', '.join(str(i + 1) for i, g in enumerate(hs) if g == h)} are {h[:12]}" for h in dict.fromkeys(hs) if hs.count(h) > 1)
+            raise ValueError(f"{self.task} request for persona {self.persona[:40]!r} shows the same image twice ({dup}); give distinct "
+                             "images (a tournament or sampler shows items with identical pixels once)")
         return hs
 
     def describe(self)->str:

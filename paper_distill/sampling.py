@@ -10,8 +10,8 @@ import numpy as np
 from .core import Config
 
 # %% auto #0
-__all__ = ['BIN_EDGES', 'BIN_COUNTS', 'range_bins', 'preference_group', 'SampledGroups', 'PreferenceSampler', 'UniformSampler',
-           'UncertaintySampler', 'SamplerConfig', 'make_sampler']
+__all__ = ['BIN_EDGES', 'BIN_COUNTS', 'range_bins', 'preference_group', 'SampledGroups', 'distinct_items', 'PreferenceSampler',
+           'UniformSampler', 'UncertaintySampler', 'SamplerConfig', 'make_sampler']
 
 # %% ../nbs/13_sampling.ipynb #573bbfe2
 BIN_EDGES = (0.70, 0.90, 0.95)   # the paper's bin edges, as fractions of the score range
@@ -121,6 +121,23 @@ def _check_n(n_items, group_size)->int:
     if n_items < group_size: raise ValueError(f"the catalog has {n_items} items but a group needs {group_size} distinct items; use a larger catalog or a smaller group")
     return int(n_items)
 
+def distinct_items(same, # one content key per catalog item (e.g. `Catalog.hashes()`); None: every item distinct
+                   n_items:int, # catalog size N
+                  )->np.ndarray|None:
+    "Indices of the first item of each distinct key, in catalog order; None when every item is distinct."
+    if same is None: return None
+    same = list(same)
+    if len(same) != n_items: raise ValueError(f"same= has {len(same)} keys for {n_items} items; give one content key per catalog item (e.g. Catalog.hashes())")
+    first = {}
+    for i, k in enumerate(same): first.setdefault(k, i)
+    return None if len(first) == n_items else np.fromiter(first.values(), np.int64, len(first))
+
+def _distinct(same, n_items:int, group_size:int)->np.ndarray|None:
+    cols = distinct_items(same, n_items)
+    if cols is not None and len(cols) < group_size:
+        raise ValueError(f"the catalog has {n_items} items but only {len(cols)} distinct images, and a group needs {group_size}; use a larger catalog or a smaller group")
+    return cols
+
 def _check_n_groups(n_groups)->int:
     if not isinstance(n_groups, (int, np.integer)) or n_groups < 1: raise ValueError(f"n_groups must be a positive int, got {n_groups!r}")
     return int(n_groups)
@@ -156,6 +173,7 @@ class PreferenceSampler:
                  shuffle:bool=False, # shuffle the order shown to the teacher (paper: False, bin order)
                  paper_duplicates:bool=False, # True: the authors' fallback draws, which may repeat an item in a group
                  chunk:int=256, # personas per score_fn call (bounds memory: chunk × n_items floats)
+                 same=None, # one content key per item (e.g. `Catalog.hashes()`): identical images are one candidate
                 ):
         self.edges, self.counts = _check_edges_counts(edges, counts)
         self.personas, self.score_fn = _as_personas(personas), score_fn
@@ -163,6 +181,7 @@ class PreferenceSampler:
         self.n_items = _check_n(n_items, self.group_size)
         if chunk < 1: raise ValueError(f"chunk must be >= 1, got {chunk}")
         self.shuffle, self.paper_duplicates, self.chunk = shuffle, paper_duplicates, int(chunk)
+        self.cols = _distinct(same, self.n_items, self.group_size)   # the items drawn from (None: all)
 
     def _scores(self, idx:np.ndarray)->np.ndarray:
         "Scores of personas `idx` from score_fn, checked."
@@ -180,14 +199,16 @@ class PreferenceSampler:
         bins = np.empty((n_groups, M), dtype=np.int8); fallback = np.empty((n_groups, M), dtype=bool)
         for uniq, groups in _persona_chunks(persona, self.chunk):
             S = self._scores(uniq)
+            if self.cols is not None: S = S[:, self.cols]              # one column per distinct image
             B = range_bins(S, self.edges)
             for r in range(len(S)):
                 members = _bin_members(B[r], nb)
                 for gi in groups[r]:
-                    it, bn, fb = _draw_group(members, self.n_items, self.counts, rng, self.paper_duplicates)
+                    it, bn, fb = _draw_group(members, S.shape[1], self.counts, rng, self.paper_duplicates)
                     if self.shuffle:
                         p = rng.permutation(M); it, bn, fb = it[p], bn[p], fb[p]
                     items[gi], bins[gi], fallback[gi] = it, bn, fb
+        if self.cols is not None: items = self.cols[items]
         return SampledGroups(persona, items, bins, fallback, 'shuffled' if self.shuffle else 'bin', 'preference')
 
 # %% ../nbs/13_sampling.ipynb #4ff0096a
@@ -197,10 +218,12 @@ class UniformSampler:
                  personas, # training personas: a count n (0..n-1) or a 1-D array of persona indices
                  n_items:int, # catalog size N
                  group_size:int=5, # items per group
+                 same=None, # one content key per item (e.g. `Catalog.hashes()`): identical images are one candidate
                 ):
         if not isinstance(group_size, (int, np.integer)) or group_size < 2: raise ValueError(f"a group needs at least 2 items to rank, got group_size={group_size!r}")
         self.personas, self.group_size = _as_personas(personas), int(group_size)
         self.n_items = _check_n(n_items, self.group_size)
+        self.cols = _distinct(same, self.n_items, self.group_size)
 
     def sample(self,
                n_groups:int, # number of groups to draw
@@ -209,7 +232,9 @@ class UniformSampler:
         "Draw `n_groups` groups: personas uniformly with replacement, items uniformly without replacement."
         n_groups, rng = _check_n_groups(n_groups), np.random.default_rng(rng)
         persona = self.personas[rng.integers(0, len(self.personas), size=n_groups)]
-        items = np.stack([rng.choice(self.n_items, self.group_size, replace=False) for _ in range(n_groups)])
+        n = self.n_items if self.cols is None else len(self.cols)
+        items = np.stack([rng.choice(n, self.group_size, replace=False) for _ in range(n_groups)])
+        if self.cols is not None: items = self.cols[items]
         z = np.zeros_like(items, dtype=np.int8)
         return SampledGroups(persona, items, z, z.astype(bool), 'uniform', 'uniform')
 
@@ -223,6 +248,7 @@ class UncertaintySampler:
                  group_size:int=5, # items per group
                  top:int=50, # anchors are drawn among the student's `top` best items (at most N)
                  chunk:int=256, # personas per score_fn call (bounds memory: chunk × n_items floats)
+                 same=None, # one content key per item (e.g. `Catalog.hashes()`): identical images are one candidate
                 ):
         if not isinstance(group_size, (int, np.integer)) or group_size < 2: raise ValueError(f"a group needs at least 2 items to rank, got group_size={group_size!r}")
         if not isinstance(top, (int, np.integer)) or top < 1: raise ValueError(f"top must be a positive int (anchors are drawn among the student's top items), got {top!r}")
@@ -230,6 +256,7 @@ class UncertaintySampler:
         self.personas, self.score_fn, self.group_size = _as_personas(personas), score_fn, int(group_size)
         self.n_items = _check_n(n_items, self.group_size)
         self.top, self.chunk = int(top), int(chunk)
+        self.cols = _distinct(same, self.n_items, self.group_size)
 
     def sample(self,
                n_groups:int, # number of groups to draw
@@ -238,16 +265,18 @@ class UncertaintySampler:
         "Draw `n_groups` groups: personas uniformly with replacement, then neighbours in the student's order around a random top anchor."
         n_groups, rng = _check_n_groups(n_groups), np.random.default_rng(rng)
         persona = self.personas[rng.integers(0, len(self.personas), size=n_groups)]
-        M, T = self.group_size, min(self.top, self.n_items)
+        M, T = self.group_size, min(self.top, self.n_items if self.cols is None else len(self.cols))
         span = max(T, M)                                             # order positions a window may use
         items = np.empty((n_groups, M), dtype=np.int64)
         for uniq, groups in _persona_chunks(persona, self.chunk):
             S = _checked_scores(self.score_fn, uniq, self.n_items)
+            if self.cols is not None: S = S[:, self.cols]              # one column per distinct image
             for r in range(len(S)):
                 ranked = np.argsort(-S[r], kind='stable')[:span]      # the student's best items, best first
                 for gi in groups[r]:
                     lo = min(max(int(rng.integers(0, T)) - M // 2, 0), span - M)   # window around the anchor, kept inside
                     items[gi] = ranked[lo:lo + M][rng.permutation(M)]
+        if self.cols is not None: items = self.cols[items]
         z = np.zeros_like(items, dtype=np.int8)
         return SampledGroups(persona, items, z, z.astype(bool), 'shuffled', 'uncertainty')
 
@@ -273,10 +302,11 @@ def make_sampler(cfg:SamplerConfig, # the sampler settings
                  personas, # training personas: a count or a 1-D array of indices
                  n_items:int, # catalog size
                  chunk:int=256, # personas per score_fn call
+                 same=None, # one content key per item (e.g. `Catalog.hashes()`): identical images are one candidate
                 ):
     "Build the sampler a `SamplerConfig` describes."
-    if cfg.kind == 'uniform': return UniformSampler(personas, n_items, sum(cfg.counts))
+    if cfg.kind == 'uniform': return UniformSampler(personas, n_items, sum(cfg.counts), same)
     if cfg.kind not in ('preference', 'uncertainty'): raise ValueError(f"SamplerConfig.kind must be 'preference', 'uniform' or 'uncertainty', got {cfg.kind!r}")
     if score_fn is None: raise ValueError(f"the {cfg.kind} sampler needs a score_fn(persona_indices) -> [len, n_items]")
-    if cfg.kind == 'uncertainty': return UncertaintySampler(score_fn, personas, n_items, sum(cfg.counts), int(cfg.top), chunk)
-    return PreferenceSampler(score_fn, personas, n_items, cfg.edges, cfg.counts, cfg.shuffle, cfg.paper_duplicates, chunk)
+    if cfg.kind == 'uncertainty': return UncertaintySampler(score_fn, personas, n_items, sum(cfg.counts), int(cfg.top), chunk, same)
+    return PreferenceSampler(score_fn, personas, n_items, cfg.edges, cfg.counts, cfg.shuffle, cfg.paper_duplicates, chunk, same)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_student.ipynb #297107b5
 from __future__ import annotations
-import contextlib, hashlib, os
+import contextlib, hashlib, io, math, os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -19,10 +19,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 import open_clip
 from fastcore.basics import patch
-from PIL import Image
+from PIL import Image, ImageOps
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from safetensors.torch import load_file, save_file
-from .core import Config, _as_pil, hash_json, hash_text
+from .core import Config, hash_json, hash_text
+from .prompts import ImageRef, load_image
+from .data import pad_to_square, warn_non_latin
 from .clip import load_clip, read_local_dir_config, save_local_dir
 
 # %% ../nbs/10_student.ipynb #a16a5862
@@ -35,13 +38,24 @@ class StudentConfig(Config):
     device: str = 'cpu'  # where the model lives
     text_batch_size: int = 256  # texts per forward pass when embedding
     image_batch_size: int = 128  # images per forward pass when embedding
+    fit: str = 'pad'  # 'pad': pad to a white square before the model's resize (the paper); 'crop': open_clip's centre crop
+    num_workers: int = 0  # DataLoader worker processes that read and preprocess images (0: this process)
 
     def check(self):
-        "Positive batch sizes; `train` is 'all', 'head' or 'last:N' with N >= 1."
-        self.check_ranges(text_batch_size='[1, inf)', image_batch_size='[1, inf)')
+        "Positive batch sizes, `fit` 'pad' or 'crop', workers >= 0; `train` is 'all', 'head' or 'last:N' with N >= 1."
+        self.check_ranges(text_batch_size='[1, inf)', image_batch_size='[1, inf)', num_workers='[0, inf)', fit=('pad', 'crop'))
         t = self.train
         if not (t in ('all', 'head') or (t.startswith('last:') and t[5:].isdigit() and int(t[5:]) >= 1)):
             raise ValueError(f"StudentConfig.train must be 'all', 'head' or 'last:N' (N >= 1 blocks), got {t!r}")
+
+    def to_dict(self)->dict:
+        "A JSON-able dict; `fit` and `num_workers` are left out while at their defaults (configs written before them keep their JSON and hash)."
+        d = super().to_dict()
+        for k, v in _LATER_FIELDS.items():
+            if d[k] == v: del d[k]
+        return d
+
+_LATER_FIELDS = {'fit': 'pad', 'num_workers': 0}  # fields added after recipes were first written, with their defaults
 
 def _parse_train(train:str, n_blocks:int|None)->int|None:
     "Number of frozen ViT blocks before the trainable part (None: the whole tower trains)."
@@ -137,6 +151,7 @@ def embed_texts(self:Student, texts:Sequence[str], # the texts (personas, captio
     "Embed texts with the frozen text tower; each distinct text is computed once and cached."
     texts = _check_texts(texts)
     keys = [hash_text(t) for t in texts]
+    warn_non_latin([t for k, t in zip(keys, texts) if k not in self._text_cache], f"the text tower of {self.cfg.model}")
     todo = sorted({k: t for k, t in zip(keys, texts) if k not in self._text_cache}.items(), key=lambda kt: (len(kt[1]), kt[0]))
     bs = batch_size or self.cfg.text_batch_size
     with torch.inference_mode():
@@ -153,8 +168,81 @@ def clear_text_cache(self:Student):
     self._text_cache.clear()
 
 # %% ../nbs/10_student.ipynb #ff1eb858
+def _is_encoded(src)->bool: return isinstance(src, (str, Path, bytes, bytearray))
+
+def _square_resize(preprocess:Callable, size:tuple)->tuple|None:
+    "(PIL resample, the steps after the crop) when `preprocess` starts with torchvision's Resize + CenterCrop to a square `size`, else None."
+    import torchvision.transforms as T
+    from torchvision.transforms.functional import pil_modes_mapping
+    ts = list(getattr(preprocess, 'transforms', None) or [])
+    if len(ts) < 2 or type(ts[0]) is not T.Resize or type(ts[1]) is not T.CenterCrop or ts[0].max_size is not None: return None
+    s = [ts[0].size] if isinstance(ts[0].size, int) else list(ts[0].size)
+    if size[0] != size[1] or s not in ([size[0]], [size[0], size[0]]) or list(ts[1].size) != list(size): return None
+    return pil_modes_mapping[ts[0].interpolation], T.Compose(ts[2:])
+
+class _Prep:
+    "One image → the model's input tensor [3, H, W]: read it, fit it to a square (pad on white, or crop), preprocess."
+    def __init__(self, preprocess:Callable, # the model's preprocessing (resize, centre crop, normalise)
+                 size:tuple, # the model's input (H, W)
+                 mean:torch.Tensor, std:torch.Tensor, # its normalisation
+                 fit:str='pad', # 'pad' or 'crop' (StudentConfig.fit)
+                ):
+        self.preprocess, self.size, self.fit = preprocess, tuple(size), fit
+        self.mean, self.std = mean.reshape(3, 1, 1), std.reshape(3, 1, 1)
+        self.square = _square_resize(preprocess, self.size) if fit == 'pad' else None
+
+    def read(self, img)->Image.Image:
+        "The pixels of `img`; a JPEG file or bytes at least 4x larger than needed is decoded at 1/2, 1/4 or 1/8 scale."
+        src = img.source if isinstance(img, ImageRef) and _is_encoded(img.source) else img
+        if _is_encoded(src) and (isinstance(src, (bytes, bytearray)) or Path(src).is_file()):
+            with Image.open(io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src) as im:
+                if im.format == 'JPEG':
+                    w, h = im.size
+                    r = 2 * max(self.size) / (max(w, h) if self.fit == 'pad' else min(w, h))   # keep >= 2x the model's side
+                    if r <= 0.5: im.draft(None, (math.ceil(w * r), math.ceil(h * r)))
+                    im.load()
+                    return load_image(ImageOps.exif_transpose(im))
+        return load_image(img)
+
+    def __call__(self, img, # an image (PIL, path, bytes, uint8 array, ImageRef)
+                 i:int|None=None, # its position, for errors
+                )->torch.Tensor:
+        "The model's input tensor of one image."
+        try: im = self.read(img)
+        except FileNotFoundError: raise
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            what = f"<{type(img).__name__}>" if not isinstance(img, (str, Path)) else str(img)
+            raise ValueError(f"{'image' if i is None else f'images[{i}]'} ({what}) cannot be read: {type(e).__name__}: {e}") from e
+        H, W = self.size
+        if self.fit == 'pad': im = pad_to_square(im)
+        if im.mode == 'RGB' and im.size == (W, H):          # the model's size: normalised straight from the pixels
+            x = torch.from_numpy(np.array(im)).permute(2, 0, 1).float().div(255)
+            return (x - self.mean) / self.std
+        if self.square is not None:                         # a square: Resize + CenterCrop is one PIL resize (the same call)
+            resample, rest = self.square
+            return rest(im.resize((W, H), resample))
+        return self.preprocess(im)
+
+# %% ../nbs/10_student.ipynb #6fbc4377
+def _ready(im, size:tuple)->bool:
+    "Whether an image is already RGB at the model's size (nothing for a worker to do)."
+    H, W = size
+    if isinstance(im, np.ndarray): return im.dtype == np.uint8 and im.shape == (H, W, 3)
+    return isinstance(im, Image.Image) and im.mode == 'RGB' and im.size == (W, H)
+
+class _Items(Dataset):
+    "The images of one call as a Dataset: item i is the model's input tensor of images[i]."
+    def __init__(self, images, prep:_Prep): self.images, self.prep = images, prep
+    def __len__(self): return len(self.images)
+    def __getitem__(self, i): return self.prep(self.images[i], i)
+
 @patch
-def pixels(self:Student, images, # a list of images (PIL, path, bytes, uint8 array), a uint8 array [n,H,W,3], or a float tensor [n,3,H,W]
+def _prep(self:Student)->_Prep:
+    "This student's per-image preprocessing (what DataLoader workers run)."
+    return _Prep(self.preprocess, self.image_size, self._mean, self._std, self.cfg.fit)
+
+@patch
+def pixels(self:Student, images, # a list of images (PIL, path, bytes, uint8 array, ImageRef), a uint8 array [n,H,W,3], or a float tensor [n,3,H,W]
           )->torch.Tensor: # preprocessed float tensor [n, 3, H, W] on the CPU
     "Preprocess images into the model's input tensor."
     if isinstance(images, torch.Tensor):
@@ -162,23 +250,31 @@ def pixels(self:Student, images, # a list of images (PIL, path, bytes, uint8 arr
         raise TypeError(f"a tensor of images must be float [n, 3, H, W] (preprocessed), got {images.dtype} {tuple(images.shape)}")
     H, W = self.image_size
     if isinstance(images, np.ndarray) and images.ndim == 4:
-        arr = images
-    else:
-        arr, ims = None, [_as_pil(im) for im in images]
-        if ims and all(im.mode == 'RGB' and im.size == (W, H) for im in ims): arr = np.stack([np.asarray(im) for im in ims])
-        elif ims: return torch.stack([self.preprocess(im) for im in ims])
-        else: return torch.zeros(0, 3, H, W)
-    if arr.dtype != np.uint8 or arr.shape[1:] != (H, W, 3):
-        if arr.dtype == np.uint8 and arr.shape[-1] == 3: return torch.stack([self.preprocess(Image.fromarray(a)) for a in arr])
-        raise TypeError(f"an image array must be uint8 [n, H, W, 3], got {arr.dtype} {arr.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).contiguous().float().div(255)
-    return (x - self._mean) / self._std
+        if images.dtype != np.uint8 or images.shape[-1] != 3:
+            raise TypeError(f"an image array must be uint8 [n, H, W, 3], got {images.dtype} {images.shape}")
+        if images.shape[1:] == (H, W, 3):                  # the mini world's images: normalised in one step
+            x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous().float().div(255)
+            return (x - self._mean) / self._std
+    prep, ims = self._prep(), list(images)
+    return torch.stack([prep(im, i) for i, im in enumerate(ims)]) if ims else torch.zeros(0, 3, H, W)
+
+@patch
+def _batches(self:Student, images, bs:int, num_workers:int|None=None):
+    "The model's input tensors of `images`, batch by batch, in order (read and preprocessed in DataLoader workers with `num_workers`)."
+    n, nw = len(images), self.cfg.num_workers if num_workers is None else num_workers
+    if isinstance(images, (torch.Tensor, np.ndarray)) or nw <= 0 or n <= bs or all(_ready(im, self.image_size) for im in images):
+        for i in range(0, n, bs): yield self.pixels(images[i:i+bs])
+        return
+    it = iter(DataLoader(_Items(images, self._prep()), batch_size=bs, num_workers=min(nw, math.ceil(n / bs))))
+    try: yield from it
+    finally: it._shutdown_workers()                        # also on an error or an early stop (a traceback keeps `it` alive)
 
 @patch
 def embed_images(self:Student, images, # images as `pixels` takes them
                  batch_size:int|None=None, # images per forward pass (default cfg.image_batch_size)
                  progress:bool=True, # show a tqdm bar
                  grad:bool=False, # keep the graph (for training); else inference mode
+                 num_workers:int|None=None, # DataLoader workers that read and preprocess images (default cfg.num_workers)
                 )->torch.Tensor: # [n, d] L2-normalised (on the model's device with grad, else the CPU)
     "Embed images with the image tower, in batches."
     bs = batch_size or self.cfg.image_batch_size
@@ -187,9 +283,8 @@ def embed_images(self:Student, images, # images as `pixels` takes them
     outs = []
     ctx = contextlib.nullcontext() if grad else torch.inference_mode()
     with ctx:
-        for i in tqdm(range(0, n, bs), disable=not progress, desc='images', leave=False):
-            x = self.pixels(images[i:i+bs]).to(self.device)
-            e = F.normalize(self.model.visual(x).float(), dim=-1)
+        for x in tqdm(self._batches(images, bs, num_workers), total=math.ceil(n / bs), disable=not progress, desc='images', leave=False):
+            e = F.normalize(self.model.visual(x.to(self.device)).float(), dim=-1)
             outs.append(e if grad else e.cpu())
     return torch.cat(outs)
 
@@ -198,14 +293,15 @@ def embed_images(self:Student, images, # images as `pixels` takes them
 def trunk_features(self:Student, images, # images as `pixels` takes them
                    batch_size:int|None=None, # images per forward pass
                    progress:bool=True, # show a tqdm bar
+                   num_workers:int|None=None, # DataLoader workers that read and preprocess images (default cfg.num_workers)
                   )->torch.Tensor:
     "The frozen part of the image tower's output (pixels when the whole tower trains)."
     k, v = self.n_frozen_blocks, self.model.visual
     bs = batch_size or self.cfg.image_batch_size
     outs = []
     with torch.inference_mode():
-        for i in tqdm(range(0, len(images), bs), disable=not progress, desc='trunk', leave=False):
-            x = self.pixels(images[i:i+bs]).to(self.device)
+        for x in tqdm(self._batches(images, bs, num_workers), total=math.ceil(len(images) / bs), disable=not progress, desc='trunk', leave=False):
+            x = x.to(self.device)
             if k is not None:
                 x = _run_blocks(v.transformer, v._embeds(x), v.transformer.resblocks[:k])
                 if k == len(v.transformer.resblocks) and v.pool_type == 'tok': x = x[:, :1]
@@ -271,11 +367,12 @@ def trunk_features_cached(self:Student, images, # images as `pixels` takes them
                           image_keys:Sequence[str], # a content hash per image (e.g. `Catalog.hashes()`)
                           cache_dir:str|Path|None, # the cache folder (None: no disk cache)
                           progress:bool=False, # show a progress bar when computing
+                          num_workers:int|None=None, # DataLoader workers when computing (default cfg.num_workers)
                          )->torch.Tensor:
-    "`trunk_features`, kept on disk by trunk fingerprint, frozen depth, image size and image content."
+    "`trunk_features`, kept on disk by trunk fingerprint, frozen depth, image size, fit and image content."
     if len(image_keys) != len(images): raise ValueError(f"{len(image_keys)} image keys for {len(images)} images; give one content hash per image")
-    key = 'trunk-' + hash_json([self.cfg.model, self.fingerprint('trunk'), self.n_frozen_blocks, list(self.image_size), list(image_keys)])
-    return _disk_cached(cache_dir, key, lambda: self.trunk_features(images, progress=progress))
+    key = 'trunk-' + hash_json([self.cfg.model, self.fingerprint('trunk'), self.n_frozen_blocks, list(self.image_size), self.cfg.fit, list(image_keys)])
+    return _disk_cached(cache_dir, key, lambda: self.trunk_features(images, progress=progress, num_workers=num_workers))
 
 # %% ../nbs/10_student.ipynb #8a2d0ec5
 @patch

@@ -34,14 +34,20 @@ class Task:
     def texts(self, split:str, n:int|None=None)->list[str]:
         "The first `n` persona texts of a split."
         return [self.personas.text(p) for p in self.persona_splits[split][:n]]
+    def _source(self, j:int):
+        "Item j's image file (students and teacher read it themselves: worker decoding, the shop's own bytes), else a loader."
+        s = self.catalog.sources[j]
+        return s if isinstance(s, (str, Path)) else partial(self.catalog.image, j)
     def images(self, split:str):
-        "The images of a catalog split, as `Student.embed_images` takes them."
+        "The images of a catalog split, as `Student.embed_images` takes them: pixels, the files, or decoded images."
         ids = self.catalog_splits[split]
-        return self.pixels(ids) if self.pixels else [self.catalog.image(i) for i in ids]
+        if self.pixels: return self.pixels(ids)
+        src = [self._source(self.catalog.index_of(i)) for i in ids]
+        return src if not any(callable(s) for s in src) else [self.catalog.image(i) for i in ids]
     def refs(self, split:str)->list[ImageRef]:
-        "Teacher-ready references (content hash + a loader) of a catalog split's images."
+        "Teacher-ready references (content hash + its file or a loader) of a catalog split's images."
         hs = self.catalog.hashes()
-        return [ImageRef(hs[j], partial(self.catalog.image, j)) for j in (self.catalog.index_of(i) for i in self.catalog_splits[split])]
+        return [ImageRef(hs[j], self._source(j)) for j in (self.catalog.index_of(i) for i in self.catalog_splits[split])]
     def item_split(self, split:str)->str:
         "The catalog split a persona split is scored on: its namesake, else the test items (held-out-phrase personas)."
         return split if split in self.catalog_splits.parts else 'test'

@@ -4,8 +4,10 @@
 
 # %% ../nbs/14_tournament.ipynb #c0debe16
 from __future__ import annotations
+import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Hashable, Sequence
 
 # %% auto #0
@@ -14,7 +16,9 @@ __all__ = ['n_rounds', 'n_calls', 'TournamentError', 'TournamentResult', 'tourna
 # %% ../nbs/14_tournament.ipynb #304d701b
 import numpy as np
 import pandas as pd
+from PIL import Image
 from tqdm import tqdm
+from .prompts import ImageRef, image_hash
 from .teacher import TeacherFailure
 
 # %% ../nbs/14_tournament.ipynb #64f0f630
@@ -71,6 +75,31 @@ def _image_getter(images)->Callable:
         return get
     raise TypeError(f"images must be None, a callable id -> image, or indexable by id; got {type(images).__name__}")
 
+def _image_key(img):
+    "Content hash of an image a teacher reads; None for anything else (an id a toy judge reads)."
+    if isinstance(img, ImageRef): return img.hash
+    if isinstance(img, (Image.Image, np.ndarray, bytes, bytearray, Path)) or (isinstance(img, str) and os.path.isfile(img)): return image_hash(img)
+    return None
+
+def _content_keys(items:list, get_image:Callable, same)->dict:
+    "Item id -> content key: read from the images (None), none (False), a dict id -> key, or keys in `items` order."
+    if same is None: return {i: _image_key(get_image(i)) for i in items}
+    if same is False: return {}
+    if isinstance(same, dict): return same
+    same = list(same)
+    if len(same) != len(items): raise ValueError(f"same= has {len(same)} keys for {len(items)} items; give one content key per item, in items order")
+    return dict(zip(items, same))
+
+def _merge(items:list, keys:dict)->tuple[list, dict]:
+    "The candidates (the first item of each content key) and candidate -> every id sharing its image, for keys held twice or more."
+    cands, by = [], {}
+    for i in items:
+        h = keys.get(i)
+        if h is not None and h in by: by[h].append(i); continue
+        cands.append(i)
+        if h is not None: by[h] = [i]
+    return cands, {g[0]: tuple(g) for g in by.values() if len(g) > 1}
+
 # %% ../nbs/14_tournament.ipynb #d103f8ab
 def _is_int(x)->bool: return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
@@ -91,6 +120,12 @@ class TournamentResult:
     n_items: int  # number of items that entered
     k: int  # group size (2 = pairwise)
     seed: Any  # the seed the bracket was drawn with
+    shared: dict = field(default_factory=dict)  # candidate id -> every id with its image (itself first), where several share one
+
+    @property
+    def winners(self)->tuple:
+        "The winner and every item whose image is identical to the winner's."
+        return self.shared.get(self.winner, (self.winner,))
 
     @property
     def n_calls(self)->int:
@@ -106,7 +141,7 @@ class TournamentResult:
         return int((~self.matches['valid']).sum())
 
     def elimination(self)->pd.DataFrame:
-        "Per item: the round it lost in (the winner gets n_rounds + 1) and its wins; a partial ranking, best first."
+        "Per item: the round it lost in (the winner gets n_rounds + 1) and its wins, ids of one image alike; best first."
         rows = {}
         for r in self.matches.itertuples(index=False):
             for i in r.items:
@@ -114,6 +149,7 @@ class TournamentResult:
                 if r.bye: continue
                 if i == r.winner: rows[i]['wins'] += 1
                 else: rows[i]['round_out'] = r.round
+        for c, ids in self.shared.items(): rows.update({i: rows[c] for i in ids[1:]})
         df = pd.DataFrame.from_dict(rows, orient='index'); df.index.name = 'item'
         return df.sort_values(['round_out', 'wins'], ascending=False, kind='stable')
 
@@ -127,6 +163,8 @@ def _play(teacher, persona, group, get_image, ask, on_invalid, rnd):
         if on_invalid == 'first': return group[0], None, False
         raise TournamentError(f"the teacher failed on round {rnd}, items {list(group)}: {e}. Pass on_invalid='first' "
                               "to let the first image win (the authors' rule)") from e
+    except TournamentError: raise
+    except ValueError as e: raise TournamentError(f"the teacher refused round {rnd}, items {list(group)}: {e}") from e
 
 def _judge(teacher, persona, group, imgs, ask, on_invalid, rnd):
     if ask == 'pair':
@@ -154,6 +192,7 @@ def tournament(items:Sequence[Hashable], # candidate ids, all distinct (at least
                on_invalid:str='raise', # invalid teacher answer: 'raise', or 'first' (the paper: the first image wins)
                ask:str='auto', # 'pair' or 'rank' teacher call; 'auto' = pair when k == 2, else rank
                workers:int=1, # matches of a round asked concurrently (same result for a deterministic teacher)
+               same=None, # content keys: None reads them from the images; False: none; a dict id -> key; or keys in items order
               )->TournamentResult:
     "Single-elimination tournament over `items` for one persona; returns the winner and every match."
     items, k = _check_items(items), _check_k(k)
@@ -168,7 +207,9 @@ def tournament(items:Sequence[Hashable], # candidate ids, all distinct (at least
     if not _is_int(workers) or workers < 1: raise ValueError(f"workers must be an int >= 1, got {workers!r}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     get_image = _image_getter(images)
-    order = [items[i] for i in rng.permutation(len(items))] if shuffle_first else list(items)
+    cands, shared = _merge(items, _content_keys(items, get_image, same))
+    if len(cands) < 2: raise TournamentError(f"all {len(items)} items show the same image ({items[:5]}{' …' if len(items) > 5 else ''}): nothing to compare")
+    order = [cands[i] for i in rng.permutation(len(cands))] if shuffle_first else list(cands)
     rows, rnd = [], 1
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
     try:
@@ -186,7 +227,7 @@ def tournament(items:Sequence[Hashable], # candidate ids, all distinct (at least
     seed_rec = None if isinstance(seed, np.random.Generator) else seed
     matches = pd.DataFrame(rows)
     matches['answer'] = pd.Series([r['answer'] for r in rows], dtype=object)   # ints, lists or None: keep them as given
-    return TournamentResult(persona, order[0], matches, len(items), k, seed_rec)
+    return TournamentResult(persona, order[0], matches, len(items), k, seed_rec, shared)
 
 # %% ../nbs/14_tournament.ipynb #acf2ba1c
 def run_tournaments(personas:Sequence[str], # persona texts, one tournament each
@@ -196,13 +237,15 @@ def run_tournaments(personas:Sequence[str], # persona texts, one tournament each
                     images=None, # id -> image lookup (see `tournament`)
                     seed:int=0, # base seed; persona i's bracket is seeded with [seed, i]
                     progress:bool=True, # show a tqdm progress bar
+                    same=None, # content keys (see `tournament`), read from the images once for all personas
                     **kwargs, # passed to `tournament`: shuffle_first, on_invalid, ask, workers
                    )->list[TournamentResult]:
     "Play one tournament per persona, each with its own reproducible bracket."
     if isinstance(personas, str): raise TypeError("personas must be a sequence of persona texts, not a single str")
     if not _is_int(seed) or seed < 0: raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     items = _check_items(items)
-    return [tournament(items, p, teacher, k=k, images=images, seed=[int(seed), i], **kwargs)
+    same = _content_keys(items, _image_getter(images), same) or False
+    return [tournament(items, p, teacher, k=k, images=images, seed=[int(seed), i], same=same, **kwargs)
             for i, p in enumerate(tqdm(personas, desc=f"tournaments (k={k})", disable=not progress))]
 
 def tournament_table(results:Sequence[TournamentResult], # results of `run_tournaments`

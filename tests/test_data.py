@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from paper_distill.core import hash_image, hash_text
-from paper_distill.data import (Catalog, Personas, Splits, is_english, pad_to_square, paper_preprocess, personas_from_table,
-                                read_image_parquet, read_nemotron, read_opencharacter, split_catalog, split_personas)
+from paper_distill.data import Catalog, Personas, Splits, pad_to_square, paper_preprocess, personas_from_table, split_catalog, split_personas
+from paper_distill.sources import is_english, read_image_parquet, read_nemotron, read_opencharacter
 
 COLOURS = {'red': (255, 0, 0), 'green': (0, 255, 0), 'blue': (0, 0, 255)}
 

@@ -154,3 +154,94 @@ def test_shipped_students_match_the_current_world():
         imgs, caps = np.asarray(w.pretrain.sources), w.pretrain.meta[cfg.caption_column].tolist()
         assert pretrain_data_sha256(imgs, caps) == shipped['data_sha256'], \
             f"{name}: the mini world's pretraining data changed; run `python -m paper_distill.mini_students retrain`"
+
+
+# ---------------------------------------------------------------- images: fit, files, workers
+
+@pytest.fixture(scope='module')
+def mini():
+    "A mini student (random image tower), padding (the default), and a twin on the same model that crops."
+    from paper_distill.student import StudentConfig
+    st = Student(StudentConfig(), *new_clip(mini_model_cfg(), MINI_PREPROCESS, seed=0))
+    return st, Student(StudentConfig(fit='crop'), st.model, st.preprocess, st.tokenizer)
+
+
+def _photo(w, h, seed=0):
+    "A product-photo-like RGB image: light background, a dark garment, noise."
+    rng = np.random.default_rng(seed)
+    a = np.full((h, w, 3), 235, np.float64) - 30 * np.linspace(0, 1, h)[:, None, None]
+    a[h // 8: 7 * h // 8, w // 5: 4 * w // 5] = rng.integers(20, 200, 3)
+    return Image.fromarray(np.clip(a + rng.normal(0, 3, a.shape), 0, 255).astype(np.uint8))
+
+
+def test_fit_pads_portraits_on_white_and_crop_cuts_them(mini, tmp_path):
+    st, crop = mini
+    a = np.full((128, 64, 3), 128, np.uint8); a[:16] = (200, 0, 0); a[-16:] = (0, 0, 200)   # red top, blue bottom
+    f = tmp_path/'portrait.png'; Image.fromarray(a).save(f)
+    back = lambda x: ((x * 0.5 + 0.5) * 255).round().int()       # MINI_PREPROCESS normalises with mean = std = 0.5
+    p, c = back(st.pixels([f])[0]), back(crop.pixels([f])[0])
+    assert p[:, 2, 32].tolist() == [200, 0, 0] and p[:, 61, 32].tolist() == [0, 0, 200]   # both ends kept
+    assert p[:, 32, 0].tolist() == p[:, 32, 63].tolist() == [255, 255, 255]               # white bars
+    assert c[:, 2, 32].tolist() == c[:, 61, 32].tolist() == [128, 128, 128]               # the crop cut them
+    sq = np.asarray(_photo(100, 100))                                                     # a square: no difference
+    assert torch.equal(st.pixels([sq]), crop.pixels([sq]))
+    assert not torch.equal(st.embed_images([f], progress=False), crop.embed_images([f], progress=False))
+
+
+def test_student_config_fields_added_later_keep_old_json(tmp_path):
+    old = {'model': 'mini:fashion', 'pretrained': None, 'train': 'all', 'device': 'cpu', 'text_batch_size': 256, 'image_batch_size': 128}
+    c = StudentConfig.from_dict(old)
+    assert (c.fit, c.num_workers) == ('pad', 0) and c.to_dict() == old and c.hash() == StudentConfig().hash()
+    new = StudentConfig(fit='crop', num_workers=3)
+    assert json.loads(new.to_json())['fit'] == 'crop' and StudentConfig.load(new.save(tmp_path/'c.json')) == new
+    with pytest.raises(ValueError, match=r'StudentConfig\.num_workers must be in \[0, inf\)'): StudentConfig(num_workers=-1)
+
+
+def test_workers_give_the_same_embeddings_bit_for_bit(mini, tmp_path):
+    "Paths, bytes, ImageRefs, PIL images and arrays, read in 2 DataLoader workers or here: the same tensors."
+    from paper_distill.prompts import ImageRef
+    st, _ = mini
+    items = []
+    for i, (w, h) in enumerate([(600, 800), (1000, 750), (300, 300), (64, 64), (500, 700)]):
+        f = tmp_path/f'p{i}.jpg'; _photo(w, h, i).save(f, quality=90); items.append(f)
+    items[1] = items[1].read_bytes()                                           # encoded bytes
+    png = tmp_path/'c.png'; _photo(120, 90, 9).convert('RGBA').save(png)
+    items += [ImageRef('0' * 64, str(png)), _photo(400, 300, 10), np.asarray(_photo(64, 64, 11)), np.asarray(_photo(80, 50, 12))]
+    e0 = st.embed_images(items, batch_size=3, progress=False, num_workers=0)
+    e2 = st.embed_images(items, batch_size=3, progress=False, num_workers=2)
+    assert torch.equal(e0, e2) and e0.shape == (9, 384)
+    head = Student(StudentConfig(train='head', num_workers=2), st.model, st.preprocess, st.tokenizer)
+    assert torch.equal(head.trunk_features(items, batch_size=4, progress=False),
+                       head.trunk_features(items, batch_size=4, progress=False, num_workers=0))
+    with pytest.raises(ValueError, match=r'images\[4\] \(<bytes>\) cannot be read'):
+        st.embed_images(items[:4] + [b'not an image'], batch_size=2, progress=False, num_workers=2)
+
+
+def test_large_jpeg_files_are_decoded_at_reduced_scale_upright(mini, tmp_path):
+    st, _ = mini
+    im = _photo(1200, 900, 3)
+    f = tmp_path/'big.jpg'; im.save(f, quality=90)
+    read = st._prep().read(f)
+    assert read.size == (150, 113)                                              # 1/8 scale: >= 2 x 64 px on the long side
+    full = st.embed_images([im], progress=False)
+    assert float((st.embed_images([f], progress=False) * full).sum()) > 0.99    # close to the full decode
+    ex = Image.Exif(); ex[0x0112] = 6                                          # stored sideways, tagged "rotate 90°"
+    g = tmp_path/'turned.jpg'; im.save(g, quality=90, exif=ex.tobytes())
+    assert st._prep().read(g).size == (113, 150)
+    up = st.embed_images([im.transpose(Image.Transpose.ROTATE_270)], progress=False)
+    assert float((st.embed_images([g], progress=False) * up).sum()) > 0.99
+
+
+@pytest.mark.parametrize('mode', ['shortest', 'squash', 'longest'])
+def test_padding_then_one_resize_equals_the_models_preprocessing(mode):
+    "On padded squares, the one-resize shortcut gives what open_clip's preprocessing gives, bit for bit (224 px, any resize mode)."
+    from open_clip.transform import image_transform_v2, PreprocessCfg
+    from paper_distill.data import pad_to_square
+    from paper_distill.student import _Prep
+    cfg = PreprocessCfg(size=224, resize_mode=mode, interpolation='bicubic')
+    pp = image_transform_v2(cfg, is_train=False)
+    prep = _Prep(pp, (224, 224), torch.tensor(cfg.mean), torch.tensor(cfg.std), 'pad')
+    assert (prep.square is not None) == (mode == 'shortest')
+    for w, h in [(600, 800), (331, 97), (224, 224), (100, 100)]:
+        im = _photo(w, h, w)
+        assert torch.equal(prep(im), pp(pad_to_square(im))), (mode, w, h)
