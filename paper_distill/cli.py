@@ -53,8 +53,9 @@ def distill_command(profile:str='mini', # smoke | mini | paper
                     seed:int=None, # seed of sampling and batches (default 0)
                     seeds:str=None, # several seeds at once, e.g. 0,1,2: head-only runs trained in lockstep, one folder each
                     cycles:int=None, # number of cycles (default: the profile's)
-                    teacher:str='simulated', # simulated (mini world) | replay (store only) | gemini
-                    gemini_model:str=None, # the Gemini model (or $PAPER_DISTILL_GEMINI_MODEL)
+                    teacher:str='simulated', # simulated (mini world) | replay (store only) | gemini | openai (any OpenAI-compatible endpoint)
+                    teacher_model:str=None, # gemini/openai: the teacher's model (or $PAPER_DISTILL_GEMINI_MODEL / $PAPER_DISTILL_OPENAI_MODEL)
+                    base_url:str=None, # openai: the endpoint, e.g. a local vLLM server's http://127.0.0.1:8000/v1 (or $PAPER_DISTILL_OPENAI_BASE_URL)
                     store:str=None, # the teacher store folder (default: $PAPER_DISTILL_HOME/store)
                     out:str=None, # the run folder (default: $PAPER_DISTILL_HOME/runs/<profile>-<task>-<sampler>-s<seed>); with --seeds, the folder of the runs' folders
                     replay_from:str=None, # another run folder whose recorded teacher requests to ask again
@@ -72,12 +73,15 @@ def distill_command(profile:str='mini', # smoke | mini | paper
     st = TeacherStore(store or home_dir()/'store')
     if teacher == 'gemini':
         from paper_distill.gemini import GeminiTeacher
-        t = GeminiTeacher(st, model=gemini_model)
-    elif world is None: raise SystemExit(f"teacher {teacher!r} needs the mini world; with your own data use --teacher gemini")
+        t = GeminiTeacher(st, model=teacher_model)
+    elif teacher == 'openai':
+        from paper_distill.openai_teacher import OpenAITeacher
+        t = OpenAITeacher(st, model=teacher_model, base_url=base_url)
+    elif world is None: raise SystemExit(f"teacher {teacher!r} needs the mini world; with your own data use --teacher gemini or openai")
     elif teacher in ('simulated', 'replay'):
         t = world.teacher(st)
         if teacher == 'replay': t = ReplayTeacher.like(t)
-    else: raise SystemExit(f"unknown teacher {teacher!r}: use simulated, replay or gemini")
+    else: raise SystemExit(f"unknown teacher {teacher!r}: use simulated, replay, gemini or openai")
     name = lambda s: f"{profile}-{task.name.replace('×', '-')}-{cfg.sampler.kind}-s{s}"
     if seeds:
         if replay_from: raise SystemExit("--replay_from replays one run; give --seed, not --seeds")
@@ -180,20 +184,21 @@ def search_command(persona:Param("a persona text; repeat the option for several"
 
 # %% ../nbs/80_cli.ipynb #79e33fb4
 def reproduce_command(profile:str='mini', # smoke (seconds) | mini (the default: the embedded mini world) | paper (your datasets, GPU)
-                      teacher:str='replay', # replay (answers only from the store) | simulated (mini world: fills what is missing) | gemini
+                      teacher:str='replay', # replay (answers only from the store) | simulated (mini world: fills what is missing) | gemini | openai
                       store:str=None, # a store folder or snapshot file (.parquet/.jsonl); default: the profile's shipped snapshot
                       out:str='figures', # the folder the tables and figures are written to
                       cache:str=None, # the run cache (default: $PAPER_DISTILL_HOME/reproduce/<profile>)
                       seeds:str=None, # override the profile's seeds, e.g. 0,1,2
                       workers:int=2, # worker processes (one pair each at a time)
                       data:str=None, # paper profile: the JSON file naming your catalog folders and persona tables
-                      gemini_model:str=None, # teacher gemini: the model (or $PAPER_DISTILL_GEMINI_MODEL)
+                      teacher_model:str=None, # teacher gemini/openai (or replaying their store): the model (or $PAPER_DISTILL_GEMINI_MODEL / $PAPER_DISTILL_OPENAI_MODEL)
+                      base_url:str=None, # teacher openai: the endpoint, e.g. http://127.0.0.1:8000/v1 (or $PAPER_DISTILL_OPENAI_BASE_URL)
                       only:str=None, # draw only these artefacts, e.g. table1,curves
                       quiet:bool=False, # no progress bars
                      ):
     "Regenerate the paper's tables and figures: run each pair (or find it in the run cache) and draw every artefact."
     from paper_distill.reproduce import reproduce, summary_text
-    try: res = reproduce(profile, teacher, store, out, cache, seeds, workers, data, gemini_model, only, progress=not quiet)
+    try: res = reproduce(profile, teacher, store, out, cache, seeds, workers, data, teacher_model, base_url, only, progress=not quiet)
     except (ValueError, FileNotFoundError, KeyError) as e: raise SystemExit(f"paper_distill reproduce: {e}") from None
     except RuntimeError as e: raise SystemExit(f"paper_distill reproduce: {e}") from None
     print(summary_text(res)); print(f"artefacts: {Path(out).resolve()}")

@@ -92,22 +92,27 @@ class Profile(Config):
 PROFILES = {'smoke': Profile.smoke, 'mini': Profile.mini}
 
 # %% ../nbs/25_experiments.ipynb #026b4369
-TEACHERS = ('replay', 'simulated', 'gemini')
+TEACHERS = ('replay', 'simulated', 'gemini', 'openai')
 
-def make_teacher(kind:str, # 'replay' (store only), 'simulated' (the mini world's teacher) or 'gemini'
+def make_teacher(kind:str, # 'replay' (store only), 'simulated' (the mini world's teacher), 'gemini' or 'openai' (any OpenAI-compatible endpoint)
                  store:TeacherStore, # the store it answers through
                  world:World|WorldConfig|None=None, # the mini world (a config alone gives a teacher that can only be fingerprinted); None: your datasets
-                 gemini_model:str|None=None, # gemini, or replaying a Gemini store: the model (or $PAPER_DISTILL_GEMINI_MODEL)
+                 model:str|None=None, # gemini/openai, or replaying their store: the model (or $PAPER_DISTILL_GEMINI_MODEL / $PAPER_DISTILL_OPENAI_MODEL)
+                 base_url:str|None=None, # openai: the endpoint (or $PAPER_DISTILL_OPENAI_BASE_URL); replaying your datasets' store: given → an OpenAI-compatible store
                 ):
-    "The teacher of a reproduction: the world's simulated teacher, a strict replay of a store, or Gemini."
+    "The teacher of a reproduction: the world's simulated teacher, a strict replay of a store, Gemini or an OpenAI-compatible model."
     if kind not in TEACHERS: raise ValueError(f"unknown teacher {kind!r}: use one of {list(TEACHERS)}")
     if kind == 'gemini':
         from paper_distill.gemini import GeminiTeacher
-        return GeminiTeacher(store, model=gemini_model)
+        return GeminiTeacher(store, model=model)
+    if kind == 'openai':
+        from paper_distill.openai_teacher import OpenAITeacher
+        return OpenAITeacher(store, model=model, base_url=base_url)
     if world is None:
-        if kind == 'simulated': raise ValueError("the simulated teacher needs the mini world; with your own datasets use 'gemini', or 'replay' a store Gemini filled")
+        if kind == 'simulated': raise ValueError("the simulated teacher needs the mini world; with your own datasets use 'gemini' or 'openai', or 'replay' a store one of them filled")
         from paper_distill.gemini import gemini_spec
-        return StrictReplayTeacher(store, **gemini_spec(gemini_model))
+        from paper_distill.openai_teacher import openai_spec
+        return StrictReplayTeacher(store, **(openai_spec(model, base_url) if base_url else gemini_spec(model)))
     if isinstance(world, WorldConfig):   # identity only (as `World.teacher` names it): enough for the run cache's key
         from paper_distill.teacher import SimulatedTeacher
         def no_world(*a): raise RuntimeError("this teacher was made from a WorldConfig to fingerprint it; make the world to ask it")
@@ -371,7 +376,7 @@ def _unit(pair:tuple[str, str], folder:Path, progress:bool)->tuple:
             if (folder/'result.json').exists(): return pair, None, None          # another process finished it meanwhile
             if _STATE.get('workers', 1) > 1: torch.set_num_threads(1)
             s = _STATE['store']
-            teacher = make_teacher(_STATE['teacher'], s if isinstance(s, SnapshotStore) else TeacherStore(s), _STATE.get('world'), _STATE.get('gemini_model'))
+            teacher = make_teacher(_STATE['teacher'], s if isinstance(s, SnapshotStore) else TeacherStore(s), _STATE.get('world'), _STATE.get('model'), _STATE.get('base_url'))
             replay = replay_folders(profile, pair, _STATE.get('groups'), folder.parent/'replay')
             run_pair(profile, _task(profile, pair), teacher, folder, progress=progress, replay=replay)
             return pair, None, dict(teacher.stats)
@@ -391,7 +396,8 @@ def run_profile(profile:Profile, # what to run
                 store:str|Path|None=None, # the store folder or snapshot (see `open_store`)
                 cache:str|Path|None=None, # the run cache (default: $PAPER_DISTILL_HOME/reproduce/<profile>)
                 workers:int=1, # worker processes for the units (forked; 1: in this process)
-                gemini_model:str|None=None, # teacher 'gemini': the model
+                model:str|None=None, # teacher gemini/openai (or replaying their store): the model
+                base_url:str|None=None, # teacher openai: the endpoint
                 progress:bool=True, # progress bars
                )->Results:
     "Run (or find in the run cache) every pair of a profile; raise naming the units that failed."
@@ -401,14 +407,14 @@ def run_profile(profile:Profile, # what to run
     st = open_store(store, profile, writable=teacher != 'replay')
     cache = Path(cache) if cache is not None else home_dir()/'reproduce'/profile.name
     code = code_version('experiments')
-    fp = teacher_fingerprint(make_teacher(teacher, st, profile.world, gemini_model))
+    fp = teacher_fingerprint(make_teacher(teacher, st, profile.world, model, base_url))
     folders = {pair: cache/f"{pair[0]}-{pair[1]}-{unit_key(profile, pair, fp, code)[:16]}" for pair in profile.pairs}
     todo = _schedule([p for p in profile.pairs if not (folders[p]/'result.json').exists()])
     st.close()
     stats, errors = {}, {}
     if todo:
         world = make_world(profile.world, workers=workers) if profile.world is not None else None
-        _STATE.update(groups=shipped_store(profile.name, 'groups'), world=world, profile=profile, store=st if isinstance(st, SnapshotStore) else str(st.path), teacher=teacher, gemini_model=gemini_model, workers=workers)
+        _STATE.update(groups=shipped_store(profile.name, 'groups'), world=world, profile=profile, store=st if isinstance(st, SnapshotStore) else str(st.path), teacher=teacher, model=model, base_url=base_url, workers=workers)
         bar = tqdm(total=len(todo), desc=f'reproduce {profile.name}: units', disable=not progress)
         if workers <= 1:
             outs = []

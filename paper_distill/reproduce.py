@@ -74,14 +74,15 @@ def profile_of(profile:str|Profile, # 'smoke', 'mini', 'paper', or a Profile
     return p
 
 def reproduce(profile:str|Profile='mini', # 'smoke', 'mini', 'paper' or a Profile
-              teacher:str='replay', # replay (answers only from the store) | simulated (the mini world's teacher) | gemini
+              teacher:str='replay', # replay (answers only from the store) | simulated (the mini world's teacher) | gemini | openai
               store:str|Path|None=None, # a store folder or snapshot file (default: the profile's shipped snapshot, else its own folder)
               out:str|Path='figures', # where the artefacts are written
               cache:str|Path|None=None, # the run cache (default: $PAPER_DISTILL_HOME/reproduce/<profile>)
               seeds:str|tuple|None=None, # override the profile's seeds
               workers:int=2, # worker processes for the pairs
               data:str|None=None, # the paper profile's datasets file
-              gemini_model:str|None=None, # teacher gemini: the model
+              model:str|None=None, # teacher gemini/openai (or replaying their store): the model
+              base_url:str|None=None, # teacher openai: the endpoint (e.g. a local vLLM server's http://127.0.0.1:8000/v1)
               only:str|list|None=None, # draw only these artefacts (names of `ARTEFACTS`)
               progress:bool=True, # progress bars
              )->Results:
@@ -90,7 +91,7 @@ def reproduce(profile:str|Profile='mini', # 'smoke', 'mini', 'paper' or a Profil
     names = list(ARTEFACTS) if only is None else (only.split(',') if isinstance(only, str) else list(only))
     bad = [n for n in names if n not in ARTEFACTS]
     if bad: raise ValueError(f"unknown artefact(s) {bad}: choose from {list(ARTEFACTS)}")
-    res = run_profile(p, teacher, store, cache, workers, gemini_model, progress)
+    res = run_profile(p, teacher, store, cache, workers, model, base_url, progress)
     t0 = time.time()
     res.summary['draw'] = draw_artefacts(res, out, names, workers)
     res.summary['draw_seconds'] = time.time() - t0

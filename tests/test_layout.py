@@ -9,11 +9,12 @@ MAX_LINES = 450
 
 
 def notebook_numbers(nbs:Path=NBS)->dict:
-    "Module name → number of the notebook that exports it (from the notebook's `default_exp`)."
+    "Module name → (number, letter) of the notebook that exports it (from the notebook's `default_exp`)."
     out = {}
     for p in sorted(nbs.glob('[0-9]*_*.ipynb')):
         m = re.search(r'#\|\s*default_exp\s+([\w.]+)', p.read_text(encoding='utf-8'))
-        if m: out[m.group(1)] = int(p.name.split('_')[0])
+        n = re.match(r'(\d+)([a-z]?)_', p.name)   # 05a_openai sits between 05_gemini and 06_data
+        if m: out[m.group(1)] = (int(n.group(1)), n.group(2))
     return out
 
 
