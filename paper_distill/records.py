@@ -147,16 +147,19 @@ _VERSION_SUFFIX_RE = re.compile(r'(?:-\d{2,8})+')
 def _is_int(x)->bool: return isinstance(x, int) and not isinstance(x, bool)
 def _bare_model(name:str)->str: return name[7:] if name.startswith('models/') else name
 
-def model_matches(asked:str, # the model a request names (`StoreRequest.model`, part of its key)
-                  answered:str, # the model the service says answered (a record's `model`)
-                 )->bool:
-    "Whether `answered` is the model `asked` names: the same name, or that name pinned to a numbered or dated version."
-    a, b = _bare_model(asked), _bare_model(answered)
-    if a == b: return True
+def _pinned(a:str, b:str)->bool:
+    "Whether `b` is the name `a` pinned to a version."
     if not b.startswith(a) or len(b) == len(a): return False
     rest = b[len(a):]
     if _VERSION_SUFFIX_RE.fullmatch(rest): return True                         # gpt-4o → gpt-4o-2024-08-06, gemini-2.5-flash → -001
     return rest[0] in '@:' and rest[0] not in a and len(rest) > 1              # claude-x → claude-x@20240620, llava → llava:13b
+
+def model_matches(asked:str, # the model a request names (`StoreRequest.model`, part of its key)
+                  answered:str, # the model the service says answered (a record's `model`)
+                 )->bool:
+    "Whether `answered` is the model `asked` names: the same name, or that name (less a `-latest`) pinned to a numbered or dated version."
+    a, b = _bare_model(asked), _bare_model(answered)
+    return a == b or _pinned(a, b) or (a.endswith('-latest') and _pinned(a[:-7], b))
 
 def _ranking_problem(p, k:int)->str|None:
     "Why `p` is not a permutation of 1..k (None when it is)."
