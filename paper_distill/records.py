@@ -4,15 +4,16 @@
 
 # %% ../nbs/01_records.ipynb #e8554775
 from __future__ import annotations
-import datetime as _dt, functools, gzip as _gzip, json, math, os, re, sys, tempfile, unicodedata
+import datetime as _dt, functools, gzip as _gzip, hashlib, json, logging, math, os, re, sys, tempfile, unicodedata
 from dataclasses import dataclass, field
 from importlib import metadata as _metadata
 from pathlib import Path
 from typing import Any, Iterable
 
 # %% auto #0
-__all__ = ['STORE_SCHEMA_VERSION', 'TASKS', 'RECORD_FIELDS', 'SECRET_ENV_VARS', 'StoreRequest', 'RecordError', 'utc_now',
-           'package_versions', 'validate_record', 'make_record', 'write_jsonl', 'read_jsonl_records']
+__all__ = ['STORE_SCHEMA_VERSION', 'TASKS', 'RECORD_FIELDS', 'SECRET_ENV_VARS', 'JSONL_FORMAT', 'JSONL_FORMAT_VERSION',
+           'StoreRequest', 'RecordError', 'utc_now', 'package_versions', 'model_matches', 'check_answer',
+           'validate_record', 'make_record', 'write_jsonl', 'read_jsonl_records']
 
 # %% ../nbs/01_records.ipynb #cab0446f
 from .core import canonical_json, hash_json
@@ -140,11 +141,56 @@ def _find_secret(text:str)->str|None:
     if _GOOGLE_KEY_RE.search(text): return "a Google API key (AIza...)"
     return None
 
+# %% ../nbs/01_records.ipynb #a7c3e210
+_VERSION_SUFFIX_RE = re.compile(r'(?:-\d{2,8})+')
+
+def _is_int(x)->bool: return isinstance(x, int) and not isinstance(x, bool)
+def _bare_model(name:str)->str: return name[7:] if name.startswith('models/') else name
+
+def _pinned(a:str, b:str)->bool:
+    "Whether `b` is the name `a` pinned to a version."
+    if not b.startswith(a) or len(b) == len(a): return False
+    rest = b[len(a):]
+    if _VERSION_SUFFIX_RE.fullmatch(rest): return True                         # gpt-4o → gpt-4o-2024-08-06, gemini-2.5-flash → -001
+    return rest[0] in '@:' and rest[0] not in a and len(rest) > 1              # claude-x → claude-x@20240620, llava → llava:13b
+
+def model_matches(asked:str, # the model a request names (`StoreRequest.model`, part of its key)
+                  answered:str, # the model the service says answered (a record's `model`)
+                 )->bool:
+    "Whether `answered` is the model `asked` names: the same name, or that name (less a `-latest`) pinned to a numbered or dated version."
+    a, b = _bare_model(asked), _bare_model(answered)
+    return a == b or _pinned(a, b) or (a.endswith('-latest') and _pinned(a[:-7], b))
+
+def _ranking_problem(p, k:int)->str|None:
+    "Why `p` is not a permutation of 1..k (None when it is)."
+    if not isinstance(p, list) or not all(map(_is_int, p)): return "a ranking is a list of image numbers"
+    if sorted(p) == list(range(1, k + 1)): return None
+    rep = sorted({x for x in p if p.count(x) > 1}); miss = sorted(set(range(1, k + 1)) - set(p)); out = sorted({x for x in p if not 1 <= x <= k})
+    return (f"not a permutation of 1..{k}" + (f"; repeats {rep}" if rep else '') + (f"; misses {miss}" if miss else '')
+            + (f"; out of range {out}" if out else ''))
+
+def check_answer(rec:dict, # a record whose `request`, `parsed` and `model` are read (the rest is `validate_record`'s)
+                 where:str='record', # how to name it in errors
+                )->dict:
+    "Refuse (`RecordError`) an answer that does not answer its request, or that a model other than the one asked gave."
+    q, p = rec['request'], rec['parsed']
+    task, k = q['task'], len(q['image_hashes'])
+    if task == 'rank': why = _ranking_problem(p, k)
+    elif task == 'pair': why = (f"a pair request shows 2 images, this one {k}" if k != 2 else
+                                None if _is_int(p) and p in (0, 1) else "a pair answer is 0 or 1 (which of the two images)")
+    else: why = None if isinstance(p, str) and p.strip() else "a caption is non-empty text"
+    if why: raise RecordError(f"{where}: answer {p!r} is not a valid {task} answer for its {k} image(s): {why}")
+    if not model_matches(q['model'], rec['model']):
+        raise RecordError(f"{where}: answered by model {rec['model']!r}, but its request (and so its key) names model {q['model']!r}: "
+                          "an answer of one model is never kept or served as another's. Ask the model the request names; if the service "
+                          "answers under another name, name that model in the request (e.g. a pinned version)")
+    return rec
+
 # %% ../nbs/01_records.ipynb #b7ad63b2
 def validate_record(rec:dict, # the record to check
                     where:str='record', # how to name it in errors, e.g. "snapshot.jsonl line 12"
                    )->dict:
-    "Check `rec` against the store's record schema; return it or raise `RecordError` naming the field."
+    "Check `rec` against the store's record schema and its answer against its request (`check_answer`); return it or raise `RecordError` naming the field."
     def bad(msg): raise RecordError(f"{where}: {msg}")
     if not isinstance(rec, dict): bad(f"a record must be a JSON object, got {type(rec).__name__}")
     missing, unknown = [f for f in RECORD_FIELDS if f not in rec], sorted(set(rec) - set(RECORD_FIELDS))
@@ -178,7 +224,7 @@ def validate_record(rec:dict, # the record to check
         for f in RECORD_FIELDS:
             s = _find_secret(canonical_json(rec[f]))
             if s: bad(f"field {f!r} contains {s}; secrets never enter the store (strip it from the answer or request)")
-    return rec
+    return check_answer(rec, where)
 
 def make_record(request:StoreRequest, # the request answered
                 raw_text:str, # the teacher's raw answer text
@@ -196,21 +242,31 @@ def make_record(request:StoreRequest, # the request answered
             'usage': None if usage is None else {k: v for k, v in usage.items() if v is not None}, 'latency_s': latency_s, 'created_at': created_at or utc_now()}
 
 # %% ../nbs/01_records.ipynb #528798a3
+JSONL_FORMAT = 'paper_distill.teacher_store.jsonl'
+JSONL_FORMAT_VERSION = 2 # 1: record lines only; 2: a header line, the record lines, a closing line with their count and sha256
+_log = logging.getLogger('paper_distill.records')
+
 def _is_gzip_path(path:Path, gz:bool|None)->bool: return path.suffix == '.gz' if gz is None else bool(gz)
+
+def _header_line()->bytes: return (canonical_json({'snapshot': {'format': JSONL_FORMAT, 'version': JSONL_FORMAT_VERSION}}) + '\n').encode()
+def _closing_line(n:int, sha:str)->bytes: return (canonical_json({'snapshot_end': {'records': n, 'sha256': sha}}) + '\n').encode()
 
 def write_jsonl(records:Iterable[dict], # the records, in the order to write them
                 path:str|Path, # the snapshot file to write (replaced atomically)
                 gzip:bool|None=None, # compress with deterministic gzip; None → when `path` ends in .gz
                )->int:
-    "Write records as canonical JSON lines to a temporary file, fsync it, rename it to `path`; return how many."
+    "Write a header line, the records as canonical JSON lines and a closing line (their count and sha256) to a temporary file, fsync it, rename it to `path`; return how many records."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
+    n, sha = 0, hashlib.sha256()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as raw:
             f = _gzip.GzipFile(filename='', mode='wb', fileobj=raw, mtime=0, compresslevel=9) if _is_gzip_path(path, gzip) else raw
+            f.write(_header_line())
             for rec in records:
-                f.write((canonical_json(rec) + '\n').encode('utf-8')); n += 1
+                line = (canonical_json(rec) + '\n').encode('utf-8')
+                f.write(line); sha.update(line); n += 1
+            f.write(_closing_line(n, sha.hexdigest()))
             if f is not raw: f.close()
             raw.flush(); os.fsync(raw.fileno())
         os.replace(tmp, path)
@@ -219,11 +275,54 @@ def write_jsonl(records:Iterable[dict], # the records, in the order to write the
         raise
     return n
 
-
 # %% ../nbs/01_records.ipynb #d20252a9
+_RESNAP = "copy the snapshot again, or export it again from its store (TeacherStore.export_jsonl)"
+
+def _frame_line(line:bytes)->tuple|None:
+    "('snapshot' | 'snapshot_end', its value) when `line` is a header or closing line, else None."
+    if not (line.startswith(b'{"snapshot":') or line.startswith(b'{"snapshot_end":')): return None
+    try: obj = json.loads(line.decode('utf-8'))
+    except (UnicodeDecodeError, ValueError): return None
+    return next(iter(obj.items())) if isinstance(obj, dict) and len(obj) == 1 and isinstance(next(iter(obj.values())), dict) else None
+
+def _body_lines(path:Path, lines:list)->tuple:
+    "(record lines, closing line's count and sha256) of a snapshot's lines, its header and closing line checked; an older file without them: (lines, None), with a warning."
+    head, end = (_frame_line(lines[0]), _frame_line(lines[-1])) if lines else (None, None)
+    for i, line in enumerate(lines[1:-1], 2):
+        if _frame_line(line): raise RecordError(f"{path}:{i}: a snapshot's header or closing line inside the file: two snapshots were joined into one? "
+                                                "Import each snapshot file on its own. Nothing was imported")
+    if head is None and end is None:
+        _log.warning(f"{path}: an older snapshot without a record count or checksum ({len(lines)} record line(s)); a copy cut short at a line "
+                     "boundary cannot be told from a whole one. Imported as it is; export it again (TeacherStore.export_jsonl) to add them")
+        return lines, None
+    if head is None or head[0] != 'snapshot':
+        raise RecordError(f"{path}: a closing line but no header line: the file lost its beginning. Nothing was imported; {_RESNAP}")
+    fmt, v = head[1].get('format'), head[1].get('version')
+    if fmt != JSONL_FORMAT or not isinstance(v, int) or isinstance(v, bool):
+        raise RecordError(f"{path}:1: header {head[1]!r} is not a {JSONL_FORMAT} header. Nothing was imported; {_RESNAP}")
+    if v > JSONL_FORMAT_VERSION:
+        raise RecordError(f"{path} is snapshot format {v}, newer than this paper_distill reads ({JSONL_FORMAT_VERSION}): upgrade paper_distill. Nothing was imported")
+    body = lines[1:]
+    if end is None or end[0] != 'snapshot_end' or len(lines) < 2:
+        raise RecordError(f"{path}: the file ends after {len(body)} record line(s) without the closing line its header promises (the record count "
+                          f"and checksum): it was cut short. Nothing was imported; {_RESNAP}")
+    return lines[1:-1], end[1]
+
+def _check_sum(path:Path, body:list, end:dict):
+    "Refuse a snapshot whose record lines are not as many as its closing line says, or do not hash to its sha256."
+    n, sha = end.get('records'), end.get('sha256')
+    if n != len(body):
+        raise RecordError(f"{path} holds {len(body)} record line(s) but its closing line says {n!r}: lines were lost or added. Nothing was imported; {_RESNAP}")
+    h = hashlib.sha256()
+    for line in body: h.update(line); h.update(b'\n')
+    got = h.hexdigest()
+    if got != sha:
+        raise RecordError(f"{path}: the sha256 of its {len(body)} record line(s) is {got[:16]}..., its closing line says {str(sha)[:16]}...: "
+                          f"a line was altered after export. Nothing was imported; {_RESNAP}")
+
 def read_jsonl_records(path:str|Path, # a snapshot file, plain or gzip
                       )->list:
-    "Read and validate every record of a snapshot; errors name the line; nothing is returned from a bad file."
+    "Read and check a whole snapshot (header, count, checksum) and validate every record; errors name the line; nothing is returned from a bad file."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"snapshot {path} not found")
     data = path.read_bytes()
@@ -233,17 +332,22 @@ def read_jsonl_records(path:str|Path, # a snapshot file, plain or gzip
     if data and not data.endswith(b'\n'):
         nl = data.count(b'\n') + 1
         raise RecordError(f"{path}:{nl}: last line has no newline (file truncated?); nothing was imported")
+    lines = data.split(b'\n')[:-1] if data else []
+    body, end = _body_lines(path, lines)
+    first = 1 if end is None else 2                           # line number of the first record line
     recs, seen = [], {}
-    for i, line in enumerate(data.split(b'\n')[:-1] if data else [], 1):
+    for i, line in enumerate(body, first):
         where = f"{path}:{i}"
         if not line.strip(): raise RecordError(f"{where}: empty line; a snapshot has one JSON record per line. Nothing was imported")
         try: rec = json.loads(line.decode('utf-8'))
         except (UnicodeDecodeError, ValueError) as e: raise RecordError(f"{where}: not valid JSON ({e}); nothing was imported") from None
         try: validate_record(rec, where=where)
-        except RecordError as e: raise RecordError(f"{e}. Nothing was imported") from None
+        except RecordError as e:
+            k = rec.get('key') if isinstance(rec, dict) else None
+            raise RecordError(f"{e}{f' (key {k[:16]}...)' if isinstance(k, str) else ''}. Nothing was imported") from None
         k = rec['key']
-        if k in seen and canonical_json(recs[seen[k]]) != canonical_json(rec):
-            raise RecordError(f"{where}: key {k[:16]}... appears again (first on line {seen[k] + 1}) with a different record. Nothing was imported")
-        if k not in seen: seen[k] = len(recs); recs.append(rec)
+        if k in seen and canonical_json(recs[seen[k][0]]) != canonical_json(rec):
+            raise RecordError(f"{where}: key {k[:16]}... appears again (first on line {seen[k][1]}) with a different record. Nothing was imported")
+        if k not in seen: seen[k] = (len(recs), i); recs.append(rec)
+    if end is not None: _check_sum(path, body, end)           # last: a bad line above is named by its number
     return recs
-

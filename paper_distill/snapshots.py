@@ -17,8 +17,7 @@ __all__ = ['SNAPSHOT_FORMAT', 'SNAPSHOT_FORMAT_VERSION', 'snapshot_schema', 'pla
 import pyarrow as pa, pyarrow.parquet as pq
 from fastcore.basics import patch
 from .core import canonical_json
-from .records import STORE_SCHEMA_VERSION, RECORD_FIELDS, StoreRequest, RecordError, validate_record, _HEX64_RE
-from .prompts import is_ranking_of
+from .records import STORE_SCHEMA_VERSION, RECORD_FIELDS, StoreRequest, RecordError, validate_record, check_answer, _HEX64_RE
 from .store import TeacherStore
 
 # %% ../nbs/24_snapshots.ipynb #0b57035a
@@ -53,13 +52,9 @@ def plain_text(parsed, # a parsed answer: a ranking, a pair choice, a caption, .
 _FIX = "re-export the snapshot from the store it came from (TeacherStore.export_parquet), or remove that row"
 
 def _check_answer(rec:dict, where:str):
-    "Refuse (RecordError) an answer that is not a valid answer to its request (`prompts.is_ranking_of`)."
-    try: ok = is_ranking_of(rec)
-    except (ValueError, TypeError, KeyError) as e: ok, why = False, e
-    else: why = 'refused by is_ranking_of'
-    if ok is False:
-        q = rec['request'] if isinstance(rec.get('request'), dict) else {}
-        raise RecordError(f"{where}: answer {rec['parsed']!r} is not a valid {q.get('task')} answer for its {len(q.get('image_hashes') or ())} image(s): {why}")
+    "Refuse (RecordError) an answer that is not a valid answer to its request (`records.check_answer`, the check every store read runs)."
+    try: check_answer(rec, where)
+    except (TypeError, KeyError, AttributeError) as e: raise RecordError(f"{where}: not a record with a request, an answer and a model ({e!r})") from None
 
 def _key_bytes(rec:dict, n:int)->bytes:
     k = rec['key']
@@ -197,8 +192,7 @@ def _rows(path:Path, # the snapshot
                 k = c['key'][j]
                 where = f"{path} row {i} (key {k.hex()[:16] if isinstance(k, bytes) else k}...)"
                 try:
-                    rec = validate_record(_record(c, j, where), where=where)
-                    _check_answer(rec, where)
+                    rec = validate_record(_record(c, j, where), where=where)   # its answer too (records.check_answer)
                 except RecordError as e: raise RecordError(f"{e}. Nothing was imported; {_FIX}") from None
                 yield i, rec
                 i += 1
@@ -267,9 +261,7 @@ class _SnapshotCache:
         if i is None: return default
         c = {name: {i: col[i].as_py()} for name, col in self._cols.items()}
         where = f"{self.path} row {i} (key {key[:16]}...)"
-        rec = validate_record(_record(c, i, where), where=where)    # no memo: a long replay would hold every record it read
-        _check_answer(rec, where)
-        return rec
+        return validate_record(_record(c, i, where), where=where)    # no memo: a long replay would hold every record it read
     def __contains__(self, key): return key in self._rows
     def __len__(self): return len(self._rows)
     def iterkeys(self): return iter(self._rows)
@@ -283,6 +275,7 @@ class SnapshotStore(TeacherStore):
         self.path, self.readonly = Path(path).expanduser(), True
         self._cache = _SnapshotCache(self.path)
     def _check_writable(self): self._cache.transact()
+    def _served(self, k:str, rec:dict)->dict: return rec   # `_SnapshotCache.get` rebuilt it from row k and validated it, naming the row
 
 # %% ../nbs/24_snapshots.ipynb #e47e0971
 def snapshot_sizes(path:str|Path, # a Parquet snapshot

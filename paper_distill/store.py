@@ -4,14 +4,14 @@
 
 # %% ../nbs/02_store.ipynb #c3850500
 from __future__ import annotations
-import os, sqlite3, threading, time
+import contextlib, errno, os, sqlite3, threading, time, zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 if TYPE_CHECKING: import pandas as pd
 
 # %% auto #0
-__all__ = ['UnsafeStoreError', 'TeacherStore', 'MergeReport']
+__all__ = ['UnsafeStoreError', 'StoreFull', 'TeacherStore', 'MergeReport']
 
 # %% ../nbs/02_store.ipynb #c3799c1f
 import diskcache
@@ -23,16 +23,22 @@ from .records import (STORE_SCHEMA_VERSION, StoreRequest, RecordError, validate_
 
 # %% ../nbs/02_store.ipynb #8d630644
 class UnsafeStoreError(ValueError):
-    "A store directory that cannot be opened safely (pickled rows, or not a teacher store)."
+    "A store directory that cannot be opened safely (pickled or file-mode rows, or not a teacher store)."
+
+class StoreFull(OSError):
+    "The disk (or SQLite's size limit) is full: what was being stored is not, and every record stored before is kept."
 
 class _JSONOnlyDisk(diskcache.JSONDisk):
-    "JSONDisk that refuses pickled keys and values instead of unpickling them."
+    "JSONDisk that reads only JSON kept inside cache.db: it never unpickles, and never opens a file a row names."
     def get(self, key, raw):
         if not raw: raise UnsafeStoreError("the store holds a pickled key; refusing to unpickle it (pickles can run code)")
         return super().get(key, raw)
     def fetch(self, mode, filename, value, read):
         if mode not in (MODE_RAW, MODE_BINARY): raise UnsafeStoreError(f"the store holds a value in diskcache mode {mode} (not JSON); refusing to read it")
-        return super().fetch(mode, filename, value, read)
+        if mode != MODE_RAW or filename is not None or value is None:
+            raise UnsafeStoreError(f"the store holds a value in diskcache's file mode (file {filename!r}), not inside cache.db; refusing to read it")
+        try: return super().fetch(mode, filename, value, read)
+        except (zlib.error, TypeError, UnicodeDecodeError, ValueError) as e: raise UnsafeStoreError(f"the store holds a value that is not compressed JSON ({e}); refusing it") from None
 
 _MARK_TABLE = 'PaperDistillStore'
 
@@ -42,11 +48,17 @@ def _inspect_con(con:sqlite3.Connection, db:Path)->dict|None:
     mark = dict(con.execute(f"SELECT key, value FROM {_MARK_TABLE}").fetchall()) if _MARK_TABLE in tables else None
     if 'Cache' not in tables: return mark
     n_pickled = con.execute("SELECT COUNT(*) FROM Cache WHERE raw = 0 OR mode NOT IN (?, ?)", (MODE_RAW, MODE_BINARY)).fetchone()[0]
-    n_rows = con.execute("SELECT COUNT(*) FROM Cache").fetchone()[0]
     if n_pickled:
         raise UnsafeStoreError(f"{db.parent} holds {n_pickled} pickled (non-JSON) row(s), e.g. from a plain diskcache.Cache: refusing to open it, "
                                "because unpickling a shared file can run arbitrary code. Ask for a JSONL snapshot (TeacherStore.export_jsonl) "
                                "and load it with TeacherStore.import_jsonl instead")
+    files = con.execute("SELECT COUNT(*), MIN(filename) FROM Cache WHERE mode != ? OR filename IS NOT NULL", (MODE_RAW,)).fetchone()
+    if files[0]:
+        raise UnsafeStoreError(f"{db.parent} holds {files[0]} row(s) in diskcache's file mode, whose value is a file the row names (e.g. {files[1]!r}): "
+                               "refusing to open it. A teacher store keeps every value inside cache.db; reading such a row would read whatever "
+                               "file it names, inside the store's folder or not (and wait forever on a FIFO). Ask for a snapshot "
+                               "(TeacherStore.export_jsonl or export_parquet) and import it into a store of your own instead")
+    n_rows = con.execute("SELECT COUNT(*) FROM Cache").fetchone()[0]
     if mark is None and n_rows:
         raise UnsafeStoreError(f"{db.parent} is a diskcache with {n_rows} row(s) that was not made by TeacherStore; refusing to adopt it. "
                                "Open an empty or new directory, and load answers with import_jsonl")
@@ -127,34 +139,94 @@ class _ReadOnlyCache:
         with self._lock:
             if self._con is not None: self._con.close(); self._con = None
 
+# %% ../nbs/02_store.ipynb #f0a1b2c3
+def _sqlite_code(e:BaseException)->int|None:
+    "The primary SQLite result code of an sqlite3 error (None when it has none)."
+    c = getattr(e, 'sqlite_errorcode', None)
+    return None if c is None else c & 0xff
+
+def _write_error(path:Path, # the store
+                 e:BaseException, # what a write raised
+                 doing:str, # what was being done, e.g. "storing an answer"
+                )->BaseException|None:
+    "The clear error for a failed write: `StoreFull` for a full disk, `PermissionError` for read-only media; None for anything else."
+    if isinstance(e, (StoreFull, PermissionError)) and str(path) in str(e): return e
+    full = (_sqlite_code(e) == sqlite3.SQLITE_FULL or 'database or disk is full' in str(e)) if isinstance(e, sqlite3.Error) else \
+           isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+    if full: return StoreFull(errno.ENOSPC, f"store {path} is full: {doing} failed ({e}). Nothing of it was stored, and every record stored before "
+                                            "is kept. Free disk space or move the store to a larger disk, then run again: stored answers are not asked again")
+    if isinstance(e, sqlite3.Error): ro = _sqlite_code(e) == sqlite3.SQLITE_READONLY or (_sqlite_code(e) in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM) and not _writable(path))
+    else: ro = isinstance(e, OSError) and (e.errno == errno.EROFS or (e.errno in (errno.EACCES, errno.EPERM) and not _writable(path)))
+    if ro: return PermissionError(f"cannot write to store {path}: {doing} failed ({e}); its folder or file system is read-only. To read the store, "
+                                  "open it with TeacherStore(path, readonly=True); to add answers to it, copy the folder somewhere writable")
+    return None
+
+def _writable(path:Path)->bool:
+    "Whether this process may write in the store folder (or, if it does not exist yet, where it would be made) and its cache.db."
+    p = path
+    while not p.exists() and p != p.parent: p = p.parent
+    db = path/'cache.db'
+    return os.access(p, os.W_OK) and (not db.exists() or os.access(db, os.W_OK))
+
+@contextlib.contextmanager
+def _writes(path:Path, # the store
+            doing:str, # what is being done, for the error
+            con:sqlite3.Connection|None=None, # the connection to roll back if a failed COMMIT left its transaction open
+           ):
+    "Turn a full disk into `StoreFull` and read-only media into `PermissionError`, naming the store; any other error passes unchanged."
+    try: yield
+    except (sqlite3.Error, OSError) as e:
+        err = _write_error(path, e, doing)
+        if err is None or err is e: raise
+        if con is not None and con.in_transaction: con.execute('ROLLBACK')   # else diskcache would retry BEGIN forever
+        raise err from e
+
 # %% ../nbs/02_store.ipynb #10cd38e5
 def _check_schema(path:Path, mark:dict|None):
     if mark and int(mark.get('store_schema', 0)) > STORE_SCHEMA_VERSION:
         raise UnsafeStoreError(f"{path} uses store schema {mark['store_schema']}, newer than this paper_distill's {STORE_SCHEMA_VERSION}: upgrade paper_distill")
+
+def _open_readonly(path:Path, timeout:float, wait_s:float)->_ReadOnlyCache:
+    "A read-only view of `path`'s cache.db once it is marked a teacher store; a store another process is still creating is waited for, up to `wait_s` seconds."
+    db, deadline = path/'cache.db', time.monotonic() + wait_s
+    while True:
+        cache = None
+        try:
+            cache = _ReadOnlyCache(db, timeout)
+            with cache._lock: mark = _inspect_con(cache._connect(), db)     # refuses unsafe rows at once
+            why = None if mark is not None else f"no {_MARK_TABLE} mark"
+        except sqlite3.DatabaseError as e: why = f"cache.db unreadable: {e}"   # its first pages may still be being written
+        except BaseException:
+            if cache is not None: cache.close()
+            raise
+        if why is None:
+            try: _check_schema(path, mark); return cache
+            except BaseException: cache.close(); raise
+        if cache is not None: cache.close()
+        if time.monotonic() >= deadline:
+            raise UnsafeStoreError(f"{path} is not a teacher store ({why}, after waiting {wait_s:g} s in case another process was creating it): "
+                                   "open a store made by TeacherStore; if one is being created there, wait for it or pass a longer wait_s")
+        time.sleep(0.05)
 
 class TeacherStore:
     "A process-safe, JSON-only, never-evicting store of validated teacher answers."
     def __init__(self, path:str|Path, # the store directory (created if missing, unless readonly)
                  readonly:bool=False, # read only: refuse every write, and write nothing to the directory (not even on opening)
                  timeout:float=60, # seconds to wait for another process's write lock
+                 wait_s:float=5, # readonly: seconds to wait for a store that another process is still creating
                 ):
         self.path, self.readonly = Path(path).expanduser(), readonly
         db = self.path/'cache.db'
         if self.path.exists() and not self.path.is_dir(): raise NotADirectoryError(f"store path {self.path} is a file; a store is a directory")
         if readonly and not db.exists(): raise FileNotFoundError(f"no teacher store at {self.path} (no cache.db); check the path, or open it with readonly=False to create one")
-        if readonly:                                    # plain sqlite3 through read-only URIs: opening writes nothing
-            self._cache = _ReadOnlyCache(db, timeout)
-            try:
-                with self._cache._lock: mark = _inspect_con(self._cache._connect(), db)
-                if mark is None: raise UnsafeStoreError(f"{self.path} is not a teacher store (no {_MARK_TABLE} mark): open a store made by TeacherStore")
-                _check_schema(self.path, mark)
-            except BaseException: self._cache.close(); raise
+        if readonly: self._cache = _open_readonly(self.path, timeout, wait_s)   # plain sqlite3 through read-only URIs: opening writes nothing
         else:
-            mark = _inspect_db(db) if db.exists() else None
-            _check_schema(self.path, mark)
-            self._cache = diskcache.Cache(str(self.path), disk=_JSONOnlyDisk, timeout=timeout, eviction_policy='none',
-                                          disk_min_file_size=2**31, statistics=0, tag_index=0)
-            if not mark: _mark_db(db)
+            with _writes(self.path, 'opening it for writing'):
+                mark = _inspect_db(db) if db.exists() else None
+                _check_schema(self.path, mark)
+                self._cache = diskcache.Cache(str(self.path), disk=_JSONOnlyDisk, timeout=timeout, eviction_policy='none',
+                                              disk_min_file_size=2**31, statistics=0, tag_index=0)
+                if not mark: _mark_db(db)
 
     def _check_writable(self):
         if self.readonly: raise PermissionError(f"store {self.path} was opened readonly; open it with readonly=False to write")
@@ -167,8 +239,22 @@ class TeacherStore:
 
     def get(self, key:str|StoreRequest, # a key, or the request itself
            )->dict|None:
-        "The stored record for `key`, or None."
-        return self._cache.get(self._key(key), None, retry=True)
+        "The stored record for `key`, checked against its key and request (`records.validate_record`), or None."
+        k = self._key(key)
+        try: rec = self._cache.get(k, None, retry=True)
+        except UnsafeStoreError as e: raise UnsafeStoreError(f"store {self.path}, key {k[:16]}...: {e}") from None
+        return None if rec is None else self._served(k, rec)
+
+    def _served(self, k:str, rec)->dict:
+        "`rec`, read under key `k`, once checked; else a `RecordError` naming the key, the store and the fix."
+        where = f"store {self.path}, record under key {k[:16]}..."
+        try:
+            if isinstance(rec, dict) and rec.get('key') != k: raise RecordError(f"{where}: it is the record of key {str(rec.get('key'))[:16]}...")
+            validate_record(rec, where=where)
+        except RecordError as e:
+            raise RecordError(f"{e}. The store was altered after this record was written (nothing was deleted): rebuild it from a snapshot you "
+                              "trust (TeacherStore(new folder).import_jsonl or import_parquet), or move it aside and let the teacher ask again") from None
+        return rec
 
     def __contains__(self, key): return self._key(key) in self._cache
     def __len__(self): return len(self._cache)
@@ -178,8 +264,8 @@ class TeacherStore:
         if not isinstance(c, diskcache.Cache): return sorted(c.iterkeys())   # read-only and snapshot stores
         return sorted(c.disk.get(k, raw) for k, raw in c._sql('SELECT key, raw FROM Cache').fetchall())
     def items(self)->Iterator[tuple]:
-        "(key, record) pairs in key order."
-        for k in self.keys(): yield k, self._cache.get(k, retry=True)
+        "(key, record) pairs in key order, each record checked as `get` checks it."
+        for k in self.keys(): yield k, self.get(k)
     def __iter__(self): return iter(self.keys())
     def __repr__(self): return f"TeacherStore({str(self.path)!r}, {len(self)} records{', readonly' if self.readonly else ''})"
 
@@ -200,7 +286,7 @@ def put(self:TeacherStore, request:StoreRequest, # the request that was answered
         validator:Callable|None=None, # validator(record) raises ValueError (or returns False) to refuse the record
         versions:dict|None=None, # extra version entries to record besides package_versions()
        )->dict:
-    "Validate and store one answer; return the stored record (an existing record for the key is kept, not replaced)."
+    "Validate and store one answer; return the stored record (an existing record for the key is kept, not replaced); `StoreFull` when the disk is full."
     self._check_writable()
     rec = make_record(request, raw_text, parsed, model, usage, latency_s, versions)
     validate_record(rec, where=f"record for request {rec['key'][:16]}...")
@@ -208,7 +294,8 @@ def put(self:TeacherStore, request:StoreRequest, # the request that was answered
         try: ok = validator(rec)
         except ValueError as e: raise RecordError(f"record for request {rec['key'][:16]}... refused by validator: {e}") from e
         if ok is False: raise RecordError(f"record for request {rec['key'][:16]}... refused by validator {getattr(validator, '__name__', validator)!r}")
-    if self._cache.add(rec['key'], rec, retry=True): return rec
+    with _writes(self.path, f"storing the answer to request {rec['key'][:16]}...", self._cache._con):
+        if self._cache.add(rec['key'], rec, retry=True): return rec
     return self.get(rec['key'])
 
 # %% ../nbs/02_store.ipynb #f45278cf
@@ -216,14 +303,14 @@ def put(self:TeacherStore, request:StoreRequest, # the request that was answered
 def export_jsonl(self:TeacherStore, path:str|Path, # the snapshot file to write (replaced atomically)
                  gzip:bool|None=None, # compress with deterministic gzip; None → when `path` ends in .gz
                 )->int:
-    "Write every record, sorted by key, as canonical JSONL (`records.write_jsonl`); return the number of records."
+    "Write every record, sorted by key, as canonical JSONL with its count and checksum (`records.write_jsonl`); return the number of records."
     return write_jsonl((rec for _, rec in self.items()), path, gzip)
 
 @patch
 def _add_validated(self:TeacherStore, recs:list, source:Path)->int:
-    "Add validated records (a list or a stream) in one transaction (all or nothing: an error, e.g. a key stored with a different record, rolls it back); return how many were new."
+    "Add validated records (a list or a stream) in one transaction (all or nothing: an error, e.g. a key stored with a different record or a full disk, rolls it back); return how many were new."
     added, fresh, new = 0, len(self._cache) == 0, set()
-    with self._cache.transact(retry=True):
+    with _writes(self.path, f"importing {source}", self._cache._con), self._cache.transact(retry=True):
         for rec in recs:
             old = self._cache.get(rec['key'], None) if not fresh or rec['key'] in new else None   # an empty store: no look-ups
             if old is None: self._cache.set(rec['key'], rec); added += 1; new.add(rec['key'])
@@ -235,7 +322,7 @@ def _add_validated(self:TeacherStore, recs:list, source:Path)->int:
 @patch
 def import_jsonl(self:TeacherStore, path:str|Path, # a snapshot written by export_jsonl (plain or gzip)
                 )->int:
-    "Validate a whole snapshot, then add its records in one transaction; return how many were new."
+    "Check a whole snapshot (count, checksum, every record against its request), then add its records in one transaction; return how many were new."
     self._check_writable()
     return self._add_validated(read_jsonl_records(path), Path(path))
 
@@ -252,12 +339,12 @@ class MergeReport:
 @patch
 def merge(self:TeacherStore, other:TeacherStore, # the store to copy records from (left unchanged)
          )->MergeReport:
-    "Copy `other`'s new records into this store in one transaction; report identical and conflicting keys."
+    "Copy `other`'s new records (each checked as `get` checks it) into this store in one transaction; report identical and conflicting keys."
     self._check_writable()
     if not isinstance(other, TeacherStore): raise TypeError(f"merge needs a TeacherStore, got {type(other).__name__}; for a snapshot file use import_jsonl")
-    theirs = [(k, validate_record(r, where=f"{other.path} record {k[:16]}...")) for k, r in other.items()]
+    theirs = list(other.items())                       # every record validated against its key and request before anything is written
     rep = MergeReport()
-    with self._cache.transact(retry=True):
+    with _writes(self.path, f"merging {other.path}", self._cache._con), self._cache.transact(retry=True):
         for k, r in theirs:
             mine = self._cache.get(k, None)
             if mine is None: self._cache.set(k, r); rep.added += 1

@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 import paper_distill.distill as D
 from paper_distill.distill import DistillConfig, Run, distill
 from paper_distill.tasks import world_task
+from paper_distill.records import read_jsonl_records, write_jsonl
 from paper_distill.store import TeacherStore
 from paper_distill.teacher import ReplayTeacher
 from paper_distill.world import WorldConfig, make_world
@@ -111,8 +112,8 @@ def test_a_failed_teacher_request_drops_one_group_not_the_run(world, tmp_path):
     g = json.loads(Run(tmp_path/'run').groups_path(1).read_text())
     partial = TeacherStore(tmp_path/'partial')
     snap = tmp_path/'snap.jsonl'; st.export_jsonl(snap)
-    lines = [line for line in snap.read_text().splitlines() if json.loads(line)['key'] not in g['keys'][50:]]
-    (tmp_path/'part.jsonl').write_text('\n'.join(lines) + '\n'); partial.import_jsonl(tmp_path/'part.jsonl')
+    write_jsonl([r for r in read_jsonl_records(snap) if r['key'] not in g['keys'][50:]], tmp_path/'part.jsonl')
+    partial.import_jsonl(tmp_path/'part.jsonl')
     rep = ReplayTeacher.like(world.teacher(partial))
     res = distill(task, rep, tmp_path/'replay', DistillConfig.smoke(cycles=1), replay_from=tmp_path/'run', progress=False)
     assert res.log.groups_failed.iloc[1] == 10 and res.log.train_groups.iloc[1] == 50 - 3   # 3 of the 50 held out

@@ -2,7 +2,7 @@
 with the target store left exactly as it was, under the same conflict rules as JSONL import."""
 import gzip, hashlib, time
 import numpy as np, pyarrow as pa, pyarrow.parquet as pq, pytest
-from paper_distill.records import StoreRequest, RecordError, write_jsonl
+from paper_distill.records import StoreRequest, RecordError, make_record, write_jsonl
 from paper_distill.prompts import is_ranking_of
 from paper_distill.store import TeacherStore
 from paper_distill.snapshots import write_parquet, read_parquet_records, snapshot_sizes
@@ -151,14 +151,19 @@ def test_damaged_page_is_refused(snap, target, tmp_path):
 
 
 def test_invalid_answer(tmp_path):
-    "Finding: import_jsonl accepts the ranking [1, 1] for two images; parquet refuses to export it, and refuses a file holding it."
+    "The ranking [1, 1] for two images is refused by put (no validator needed), by JSONL import, by parquet export, and in a parquet file."
     bad = req(0, 'rank', 2)
+    msg = r"answer \[1, 1\] is not a valid rank answer for its 2 image\(s\)"
     with TeacherStore(tmp_path/'bad') as st:
-        st.put(bad, raw_text='1,1', parsed=[1, 1], model='sim-1')      # no validator: the schema check alone passes it
-        st.export_jsonl(tmp_path/'bad.jsonl')
-        with pytest.raises(RecordError, match=r"answer \[1, 1\] is not a valid rank answer for its 2 image\(s\)"): st.export_parquet(tmp_path/'x.parquet')
-        assert not (tmp_path/'x.parquet').exists()
-    with TeacherStore(tmp_path/'jsonl') as j: assert j.import_jsonl(tmp_path/'bad.jsonl') == 1   # JSONL import takes it
+        with pytest.raises(RecordError, match=msg): st.put(bad, raw_text='1,1', parsed=[1, 1], model='sim-1')
+        assert len(st) == 0
+    bad_rec = make_record(bad, '1,1', [1, 1], 'sim-1')
+    write_jsonl([bad_rec], tmp_path/'bad.jsonl')                      # a well-formed snapshot holding it
+    with pytest.raises(RecordError, match=msg): write_parquet([bad_rec], tmp_path/'x.parquet')
+    assert not (tmp_path/'x.parquet').exists()
+    with TeacherStore(tmp_path/'jsonl') as j:
+        with pytest.raises(RecordError, match=r"bad\.jsonl:2: " + msg): j.import_jsonl(tmp_path/'bad.jsonl')
+        assert len(j) == 0
     with TeacherStore(tmp_path/'ok') as ok:
         ok.put(bad, raw_text='2,1', parsed=[2, 1], model='sim-1', validator=is_ranking_of)
         fill(ok, 6, offset=50)
