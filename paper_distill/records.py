@@ -110,7 +110,7 @@ class StoreRequest:
 RECORD_FIELDS = ('schema_version', 'key', 'request', 'raw_text', 'parsed', 'model', 'versions', 'usage', 'latency_s', 'created_at')
 _ISO_UTC_RE = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$')
 _GOOGLE_KEY_RE = re.compile(r'AIza[0-9A-Za-z_\-]{35}')
-SECRET_ENV_VARS = ('GEMINI_API_KEY', 'GOOGLE_API_KEY', 'GOOGLE_GENAI_API_KEY')
+SECRET_ENV_VARS = ('GEMINI_API_KEY', 'GOOGLE_API_KEY', 'GOOGLE_GENAI_API_KEY', 'OPENAI_API_KEY')
 
 class RecordError(ValueError):
     "A record that fails the store's record schema or a validator."
@@ -123,7 +123,7 @@ def utc_now()->str:
 def _installed_versions()->tuple:
     "(name, version) of python and the packages a teacher answer depends on (read once per process)."
     out = [('python', '.'.join(map(str, sys.version_info[:3])))]
-    for p in ('paper_distill', 'google-genai', 'diskcache'):
+    for p in ('paper_distill', 'google-genai', 'openai', 'diskcache'):
         try: out.append((p, _metadata.version(p)))
         except _metadata.PackageNotFoundError: out.append((p, None))
     return tuple(out)
