@@ -253,7 +253,10 @@ class Bill:
               f"from {self.price.source}" + (f" ({self.price.note})" if self.price.note else '')) if self.price else \
              (f"no price for model {self.model!r} in the price table: cost_usd is unknown; add the model to your own table "
               f"(--prices FILE or ${PRICES_ENV_VAR}) or price it with load_prices(overrides=...)")
-        notes = [p.note and f"{p.name}: {p.note}" for p in self.parts] + list(self.notes)
+        by = {}
+        for p in self.parts:
+            if p.note: by.setdefault(p.note, []).append(p.name)
+        notes = [f"{ns[0]}{f' (and {len(ns) - 1} more parts)' if len(ns) > 1 else ''}: {n}" for n, ns in by.items()] + list(self.notes)
         return '\n'.join([f"bill before the run: teacher {self.teacher}, model {self.model} (no teacher is called)", tab, pr,
                           self.tokens.describe(), "calls = misses: an answer the parser rejects is asked again and billed again"]
                          + [f"- {n}" for n in notes if n])
