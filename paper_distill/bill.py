@@ -116,7 +116,9 @@ class TokenModel:
         "The rule in words, for the bill."
         out = ', '.join(f"{t} {v:.1f}" for t, v in sorted(self.output_tokens.items()))
         return (f"tokens: {self.tokens_per_image:g} per image + 1 per {self.chars_per_token:g} characters of prompt; answers "
-                + (f"measured ({out}), else " if out else '') + f"their typical length (a caption {self.caption_chars} characters); {self.basis}")
+                + (f"measured ({out}), else " if out else '') + f"their typical length (a caption {self.caption_chars} characters); {self.basis}"
+                + ('' if out else "; a model that thinks bills its thoughts as output tokens too, which the rule cannot foresee: "
+                                  "its store's usage calibrates them once it holds some"))
 
 # %% ../nbs/36_bill.ipynb #442cadaf
 def calibrate(teacher, # the teacher whose store's usage records are read
@@ -256,7 +258,8 @@ class Bill:
         by = {}
         for p in self.parts:
             if p.note: by.setdefault(p.note, []).append(p.name)
-        notes = [f"{ns[0]}{f' (and {len(ns) - 1} more parts)' if len(ns) > 1 else ''}: {n}" for n, ns in by.items()] + list(self.notes)
+        more = lambda ns: '' if len(ns) < 2 else f" (and {len(ns) - 1} more part{'s' if len(ns) > 2 else ''})"
+        notes = [f"{ns[0]}{more(ns)}: {n}" for n, ns in by.items()] + list(self.notes)
         return '\n'.join([f"bill before the run: teacher {self.teacher}, model {self.model} (no teacher is called)", tab, pr,
                           self.tokens.describe(), "calls = misses: an answer the parser rejects is asked again and billed again"]
                          + [f"- {n}" for n in notes if n])
