@@ -24,6 +24,7 @@ from .tasks import folder_task, world_task
 from .distill import DistillConfig, Run, distill
 from .lockstep import distill_lockstep
 from .retrieval import Index, model_id
+from .bill import Bill, load_prices, bill_distill
 
 # %% ../nbs/80_cli.ipynb #1772afca
 def _distill_config(profile, config, sampler, loss, train, seed, cycles, model)->DistillConfig:
@@ -40,6 +41,17 @@ def _distill_config(profile, config, sampler, loss, train, seed, cycles, model)-
     if seed is not None: kw['seed'] = seed
     if cycles: kw['cycles'] = cycles
     return cfg.replace(**kw)
+
+def _dry_store(path)->TeacherStore:
+    "The store a dry run reads: opened read-only, or an empty one in a temporary folder when there is none yet (nothing is written)."
+    import tempfile
+    p = Path(path).expanduser()
+    return TeacherStore(p, readonly=True) if (p/'cache.db').exists() else TeacherStore(tempfile.mkdtemp(prefix='paper_distill-dry-'))
+
+def _print_bill(b:Bill)->Bill:
+    "Print a bill and its counters as one JSON line (the names a real run's `teacher` line uses)."
+    print(b.text()); print(json.dumps({'bill': b.totals, 'exact': b.exact}, default=str))
+    return b
 
 def distill_command(profile:str='mini', # smoke | mini | paper
                     persona_set:str='nemotron', # mini world: nemotron | opencharacter
@@ -61,6 +73,8 @@ def distill_command(profile:str='mini', # smoke | mini | paper
                     replay_from:str=None, # another run folder whose recorded teacher requests to ask again
                     config:str=None, # a DistillConfig JSON file (replaces the profile's recipe)
                     quiet:bool=False, # no progress bars
+                    dry_run:bool=False, # print the bill (requests, store hits, calls, tokens, dollars) and stop: no teacher call, no training
+                    prices:str=None, # your own JSON price table (default: $PAPER_DISTILL_PRICES, else the shipped one)
                    ):
     "Distil a teacher's rankings into a student, resumably; print each cycle and the selected student's test MPR."
     cfg = _distill_config(profile, config, sampler, loss, train, seed, cycles, model)
@@ -70,25 +84,33 @@ def distill_command(profile:str='mini', # smoke | mini | paper
     else:
         world = make_world(WorldConfig.smoke() if profile == 'smoke' else WorldConfig())
         task = world_task(world, persona_set, catalog)
-    st = TeacherStore(store or home_dir()/'store')
+    st = _dry_store(store or home_dir()/'store') if dry_run else TeacherStore(store or home_dir()/'store')
+    table = load_prices(prices)
     if teacher == 'gemini':
-        from paper_distill.gemini import GeminiTeacher
-        t = GeminiTeacher(st, model=teacher_model)
+        from paper_distill.gemini import GeminiTeacher, gemini_spec, resolve_model
+        if dry_run: t = ReplayTeacher(st, **gemini_spec(teacher_model))   # its keys, without an API key
+        else:
+            p = table.get(resolve_model(teacher_model))
+            t = GeminiTeacher(st, model=teacher_model, price_per_mtok=None if p is None else (p.input, p.output))
     elif teacher == 'openai':
-        from paper_distill.openai_teacher import OpenAITeacher
-        t = OpenAITeacher(st, model=teacher_model, base_url=base_url)
+        from paper_distill.openai_teacher import OpenAITeacher, openai_spec, resolve_openai_model
+        if dry_run: t = ReplayTeacher(st, **openai_spec(teacher_model, base_url))
+        else:
+            p = table.get(resolve_openai_model(teacher_model))
+            t = OpenAITeacher(st, model=teacher_model, base_url=base_url, price_per_mtok=None if p is None else (p.input, p.output))
     elif world is None: raise SystemExit(f"teacher {teacher!r} needs the mini world; with your own data use --teacher gemini or openai")
     elif teacher in ('simulated', 'replay'):
         t = world.teacher(st)
         if teacher == 'replay': t = ReplayTeacher.like(t)
     else: raise SystemExit(f"unknown teacher {teacher!r}: use simulated, replay, gemini or openai")
     name = lambda s: f"{profile}-{task.name.replace('×', '-')}-{cfg.sampler.kind}-s{s}"
-    if seeds:
-        if replay_from: raise SystemExit("--replay_from replays one run; give --seed, not --seeds")
-        ss = [int(s) for s in str(seeds).split(',') if s.strip()]
-        folders = [Path(out)/name(s) if out else home_dir()/'runs'/name(s) for s in ss]
-        results = distill_lockstep(task, t, folders, [cfg.replace(seed=s) for s in ss], progress=not quiet)
-    else: results = [distill(task, t, Path(out) if out else home_dir()/'runs'/name(cfg.seed), cfg, replay_from=replay_from, progress=not quiet)]
+    if seeds and replay_from: raise SystemExit("--replay_from replays one run; give --seed, not --seeds")
+    ss = [int(s) for s in str(seeds).split(',') if s.strip()] if seeds else None
+    folders = [Path(out)/name(s) if out else home_dir()/'runs'/name(s) for s in ss] if seeds else [Path(out) if out else home_dir()/'runs'/name(cfg.seed)]
+    cfgs = [cfg.replace(seed=s) for s in ss] if seeds else [cfg]
+    if dry_run: return _print_bill(bill_distill(task, t, cfgs, folders, replay_from, prices=table))
+    if seeds: results = distill_lockstep(task, t, folders, cfgs, progress=not quiet)
+    else: results = [distill(task, t, folders[0], cfg, replay_from=replay_from, progress=not quiet)]
     for res in results:
         cols = [c for c in ('cycle', 'val_mpr_truth', 'val_mpr_teacher', 'loss', 'heldout_pair_acc', 'val_mean_cos', 'teacher_calls', 'cpu_seconds') if c in res.log]
         print(res.log[cols].round(4).to_string(index=False))
@@ -195,13 +217,20 @@ def reproduce_command(profile:str='mini', # smoke (seconds) | mini (the default:
                       base_url:str=None, # teacher openai: the endpoint, e.g. http://127.0.0.1:8000/v1 (or $PAPER_DISTILL_OPENAI_BASE_URL)
                       only:str=None, # draw only these artefacts, e.g. table1,curves
                       quiet:bool=False, # no progress bars
+                      dry_run:bool=False, # print the bill (requests, store hits, calls, tokens, dollars) and stop: no teacher call, no training
+                      prices:str=None, # your own JSON price table (default: $PAPER_DISTILL_PRICES, else the shipped one)
                      ):
     "Regenerate the paper's tables and figures: run each pair (or find it in the run cache) and draw every artefact."
-    from paper_distill.reproduce import reproduce, summary_text
+    from paper_distill.reproduce import reproduce, summary_text, profile_of
+    if dry_run:
+        from paper_distill.bill import bill_reproduce
+        try: return _print_bill(bill_reproduce(profile_of(profile, seeds, data), teacher, store, cache, teacher_model, base_url, load_prices(prices)))
+        except (ValueError, FileNotFoundError, KeyError) as e: raise SystemExit(f"paper_distill reproduce --dry-run: {e}") from None
     try: res = reproduce(profile, teacher, store, out, cache, seeds, workers, data, teacher_model, base_url, only, progress=not quiet)
     except (ValueError, FileNotFoundError, KeyError) as e: raise SystemExit(f"paper_distill reproduce: {e}") from None
     except RuntimeError as e: raise SystemExit(f"paper_distill reproduce: {e}") from None
     print(summary_text(res)); print(f"artefacts: {Path(out).resolve()}")
+    print(json.dumps({'teacher': {k: res.summary[k] for k in ('requests', 'hits', 'calls', 'failures')}}))
     return res
 
 # %% ../nbs/80_cli.ipynb #fb1fd0a3
@@ -215,6 +244,7 @@ def main(argv:list[str]|None=None):
               '\n'.join(f"  {k:10s} {f.__doc__}" for k, f in COMMANDS.items()))
         return 0 if argv[:1] in ([], ['--help'], ['-h']) else 2
     f = COMMANDS[argv[0]]
+    argv = ['--dry_run' if a == '--dry-run' else a for a in argv]   # the spelling with a dash works too
     args = anno_parser(f, prog=f'paper_distill {argv[0]}').parse_args(argv[1:])
     f(**{k: v for k, v in vars(args).items() if k not in ('pdb', 'xtra')})   # anno_parser's own debugging options
     return 0
