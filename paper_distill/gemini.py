@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 # %% auto #0
-__all__ = ['GEMINI_PRICES', 'RETRY_STATUS', 'KEY_ENV_VARS', 'MODEL_ENV_VAR', 'IMAGE_FORMATS', 'IMAGE_MIME', 'BATCH_DONE',
-           'MissingAPIKey', 'redact', 'resolve_model', 'gemini_spec', 'image_png', 'image_payload', 'RateLimit',
-           'GeminiTeacher']
+__all__ = ['GEMINI_PRICES', 'RETRY_STATUS', 'KEY_ENV_VARS', 'MODEL_ENV_VAR', 'IMAGE_FORMATS', 'IMAGE_MIME', 'IMAGE_CACHE',
+           'BATCH_DONE', 'MissingAPIKey', 'redact', 'resolve_model', 'gemini_spec', 'image_png', 'image_payload',
+           'RateLimit', 'GeminiTeacher']
 
 # %% ../nbs/05_gemini.ipynb #5f47969b
 from PIL import Image
@@ -19,6 +19,7 @@ from fastcore.basics import patch
 from .records import StoreRequest, SECRET_ENV_VARS
 from .store import TeacherStore
 from .prompts import Request, is_ranking_of, TEMPLATES, InvalidAnswer, default_templates, parse_answer, load_image, ImageRef
+from .prompts import ContentCache, image_hash
 from .teacher import Teacher, TeacherFailure, Reply
 
 _log = logging.getLogger('paper_distill.gemini')
@@ -101,19 +102,27 @@ def _as_sent(src, # a path or encoded bytes
             return (IMAGE_MIME[im.format], data) if im.format in IMAGE_MIME and plain and max(im.size) <= max_px else None
     except (OSError, ValueError, SyntaxError): return None                      # unreadable: load_image says why
 
+IMAGE_CACHE = ContentCache(256 << 20, size=lambda sent: len(sent[1]))   # (content hash, settings) → (mime, bytes) sent
+
 def image_payload(img, # anything `load_image` reads (an ImageRef to a file or bytes can go as it is)
                   max_px:int=384, # longest side sent (never upscaled)
                   fmt:str='auto', # 'auto' or 'png' (every image as PNG)
                   quality:int=90, # JPEG quality of re-encoded images
                   max_bytes:int=150_000, # largest image sent in its own encoding or as PNG
                  )->tuple: # (mime type, bytes)
-    "How `img` is shown to Gemini: its own file when that can go as it is, else PNG (small, not downscaled) or JPEG."
+    "How `img` is shown to Gemini: its own file when that can go as it is, else PNG (small, not downscaled) or JPEG; made once per content (`IMAGE_CACHE`)."
     if fmt not in IMAGE_FORMATS: raise ValueError(f"image format must be one of {IMAGE_FORMATS}, got {fmt!r}")
+    src = img.source if isinstance(img, ImageRef) else img
+    kind = 'file' if isinstance(src, (str, Path, bytes, bytearray)) else 'call' if callable(src) else 'pixels'   # what 'auto' may send as it is
+    return IMAGE_CACHE.get((image_hash(img), kind, max_px, fmt, quality, max_bytes), lambda: _encode(img, max_px, fmt, quality, max_bytes))
+
+def _encode(img, max_px:int, fmt:str, quality:int, max_bytes:int)->tuple:
+    "`image_payload` without the cache."
     if fmt == 'png': return 'image/png', image_png(img, max_px)
     src = img
     if isinstance(img, ImageRef) and img.source is not None: src = img.source() if callable(img.source) else img.source
     if isinstance(src, (str, Path, bytes, bytearray)) and (sent := _as_sent(src, max_px, max_bytes)): return sent
-    im = load_image(src)
+    im = load_image(src, draft=max_px)                      # a large JPEG decoded at a reduced scale (still >= max_px)
     im = im.convert('RGB') if im.mode != 'RGB' else im
     buf = io.BytesIO()
     if max(im.size) > max_px: im = im.copy(); im.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
@@ -255,6 +264,14 @@ def _reply_from_response(r, # a google.genai GenerateContentResponse
     parts = (c.content.parts if c.content else None) or []
     text = ''.join(p.text for p in parts if p.text and not p.thought)
     return Reply(text, _usage(r.usage_metadata), fr, r.model_version or model, latency_s)
+
+# %% ../nbs/05_gemini.ipynb #e61687ab
+@patch
+def _prepare(self:GeminiTeacher, shown:Request, # a request about to be asked, images in shown order
+            ):
+    "Encode `shown`'s images ahead of its call (`Teacher.label` runs this in its hashing threads): the call finds them in `IMAGE_CACHE`."
+    g = self.gen_config
+    for img in shown.images: image_payload(img, g['max_image_px'], g['image_format'], g.get('jpeg_quality', 90), g.get('max_image_bytes', 150_000))
 
 # %% ../nbs/05_gemini.ipynb #d8e1d09f
 BATCH_DONE = ('JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED', 'JOB_STATE_EXPIRED')

@@ -4,16 +4,17 @@
 
 # %% ../nbs/03_prompts.ipynb #002f3f1a
 from __future__ import annotations
-import io, json, re
+import io, json, os, re, threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 # %% auto #0
-__all__ = ['TEMPLATES', 'to_rgb', 'ImageTooLarge', 'open_image', 'ImageRef', 'image_hash', 'load_image', 'Request',
-           'rank_request', 'pair_request', 'caption_request', 'PromptTemplate', 'default_templates', 'InvalidAnswer',
-           'check_permutation', 'parse_answer', 'is_ranking_of', 'shown_order', 'to_caller']
+__all__ = ['TEMPLATES', 'to_rgb', 'ImageTooLarge', 'open_image', 'ContentCache', 'ImageRef', 'image_hash', 'load_image',
+           'Request', 'rank_request', 'pair_request', 'caption_request', 'PromptTemplate', 'default_templates',
+           'InvalidAnswer', 'check_permutation', 'parse_answer', 'is_ranking_of', 'shown_order', 'to_caller']
 
 # %% ../nbs/03_prompts.ipynb #43ec2275
 import numpy as np
@@ -48,6 +49,7 @@ def _too_large(what:str, size=None, err=None)->ImageTooLarge:
 
 def open_image(src, # a path, encoded bytes, a uint8 array or a PIL image
                what:str|None=None, # how errors name the image (default: "image <path>")
+               draft:int|None=None, # a JPEG file is decoded at 1/2, 1/4 or 1/8 scale while both sides stay >= draft px (for thumbnails)
               )->Image.Image:
     "Read `src` as 8-bit RGB (`to_rgb`); refuse a file above `Image.MAX_IMAGE_PIXELS` before decoding it."
     if isinstance(src, Image.Image): return to_rgb(src)
@@ -60,9 +62,47 @@ def open_image(src, # a path, encoded bytes, a uint8 array or a PIL image
     try:
         with Image.open(fp) as im:
             if Image.MAX_IMAGE_PIXELS and im.width * im.height > Image.MAX_IMAGE_PIXELS: raise _too_large(what, im.size)
+            if draft and im.format == 'JPEG': im.draft(None, (draft, draft))   # libjpeg scales while decoding: a fraction of the work
             im.load(); out = to_rgb(im)
             return out.copy() if out is im else out
     except Image.DecompressionBombError as e: raise _too_large(what, err=e) from None
+
+# %% ../nbs/03_prompts.ipynb #49375f82
+class ContentCache:
+    "A bounded, thread-safe memo: each key made once (concurrent askers wait for it), least recently used dropped first."
+    def __init__(self, max_size:int, # the most the values may add up to (in `size` units)
+                 size:Callable=lambda v: 1, # the size of one value (default: 1, so `max_size` counts entries)
+                ):
+        self.max_size, self.size, self.total, self.hits, self.misses = max_size, size, 0, 0, 0
+        self._d, self._busy, self._lock = OrderedDict(), {}, threading.Lock()
+
+    def get(self, key, # a hashable key, e.g. (content hash, settings)
+            make:Callable, # make() -> the value, called only when `key` is not held
+           ):
+        "The value held for `key`, or make() it (once, whatever the threads), hold it and return it."
+        while True:
+            with self._lock:
+                if key in self._d:
+                    self._d.move_to_end(key); self.hits += 1; return self._d[key]
+                ev, mine = self._busy.get(key), False
+                if ev is None: ev = self._busy[key] = threading.Event(); mine = True; self.misses += 1
+            if not mine: ev.wait(); continue       # another thread is making it: take its value (or try again if it failed)
+            try: val = make()
+            except BaseException:
+                with self._lock: self._busy.pop(key).set()
+                raise
+            n = self.size(val)
+            with self._lock:
+                self._busy.pop(key).set()
+                if n <= self.max_size:
+                    self._d[key] = val; self.total += n
+                    while self.total > self.max_size: self.total -= self.size(self._d.popitem(last=False)[1])
+            return val
+
+    def __len__(self): return len(self._d)
+    def clear(self):
+        "Forget every value (and the hit counts)."
+        with self._lock: self._d.clear(); self.total = self.hits = self.misses = 0
 
 # %% ../nbs/03_prompts.ipynb #8d7dad44
 @dataclass(frozen=True)
@@ -70,19 +110,40 @@ class ImageRef:
     "An image known by its content hash, with an optional source to load its pixels from."
     hash: str # the image's `core.hash_image`
     source: Any = None # a PIL image, path, bytes, uint8 array, or a zero-argument callable returning one
-    def load(self)->Image.Image:
+    def load(self, draft:int|None=None, # see `open_image`
+            )->Image.Image:
         "The image's pixels as an RGB PIL image (`open_image`)."
         if self.source is None: raise ValueError(f"image {self.hash[:12]}... has no source to load pixels from; give ImageRef(hash, source=path or image)")
         src = self.source() if callable(self.source) else self.source
-        return open_image(src)
+        where = f" ({src})" if isinstance(src, (str, Path)) else ''
+        return _named(lambda s: open_image(s, draft=draft), src, f"image {self.hash[:12]}...{where}")
+
+def _named(f:Callable, img, what:str):
+    "f(img), with an unreadable image's error naming it (`what`) and saying what to do."
+    try: return f(img)
+    except (FileNotFoundError, ImageTooLarge): raise
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ValueError(f"{what} cannot be read ({type(e).__name__}: {e}); replace the file or leave the item out") from e
+
+def _what(img)->str:
+    if isinstance(img, (str, Path)): return f"image {img}"
+    return f"image bytes ({len(img):,} bytes)" if isinstance(img, (bytes, bytearray)) else f"image ({type(img).__name__})"
+
+_FILE_HASHES = ContentCache(1 << 17)   # (path, device, inode, size, mtime) → content hash: a file is read once
 
 def image_hash(img)->str:
-    "The content hash of `img` (an `ImageRef`'s own hash, else `core.hash_image`)."
-    return img.hash if isinstance(img, ImageRef) else hash_image(img)
+    "The content hash of `img` (an `ImageRef`'s own hash, else `core.hash_image`; a file's hash remembered by its path)."
+    if isinstance(img, ImageRef): return img.hash
+    if isinstance(img, (str, Path)):
+        try: st = os.stat(img)
+        except FileNotFoundError: raise FileNotFoundError(f"image {img} not found; fix the path or leave the item out") from None
+        return _FILE_HASHES.get((os.fspath(img), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns), lambda: _named(hash_image, img, _what(img)))
+    return _named(hash_image, img, _what(img))
 
-def load_image(img)->Image.Image:
+def load_image(img, draft:int|None=None, # a JPEG file may be decoded at a reduced scale, sides >= draft px (`open_image`)
+              )->Image.Image:
     "The RGB pixels a teacher is shown of `img` (an `ImageRef` or anything `open_image` reads)."
-    return img.load() if isinstance(img, ImageRef) else open_image(img)
+    return img.load(draft) if isinstance(img, ImageRef) else _named(lambda s: open_image(s, draft=draft), img, _what(img))
 
 # %% ../nbs/03_prompts.ipynb #6173d467
 _K = {'pair': (2, 2), 'caption': (1, 1), 'rank': (2, 64)}

@@ -4,15 +4,15 @@
 
 # %% ../nbs/04_teacher.ipynb #d60725c6
 from __future__ import annotations
-import json, logging, math, threading
+import json, logging, math, os, sqlite3, threading
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor, wait, FIRST_COMPLETED
-from itertools import islice
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 # %% auto #0
-__all__ = ['TeacherFailure', 'StoreMiss', 'Reply', 'Result', 'Teacher', 'SimulatedTeacher', 'ReplayTeacher',
+__all__ = ['TeacherFailure', 'StoreMiss', 'StoreWriteError', 'Reply', 'Result', 'Teacher', 'SimulatedTeacher', 'ReplayTeacher',
            'StrictReplayTeacher']
 
 # %% ../nbs/04_teacher.ipynb #19f5a3c7
@@ -20,9 +20,10 @@ import numpy as np
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 from .core import canonical_json
-from .records import StoreRequest, TASKS
+from .records import StoreRequest, TASKS, RecordError, SECRET_ENV_VARS
+from . import store as _store_mod
 from .store import TeacherStore
-from .prompts import (Request, is_ranking_of, PromptTemplate, InvalidAnswer, default_templates, parse_answer, shown_order,
+from .prompts import (Request, ImageRef, is_ranking_of, PromptTemplate, InvalidAnswer, default_templates, parse_answer, shown_order,
                                    to_caller, rank_request, pair_request, caption_request)
 
 _log = logging.getLogger('paper_distill.teacher')
@@ -33,6 +34,9 @@ class TeacherFailure(RuntimeError):
 
 class StoreMiss(LookupError):
     "A replay teacher was asked something its store does not hold."
+
+class StoreWriteError(OSError):
+    "An answer the store could not write (disk full, read-only media, I/O error): a labelling run stops at the first."
 
 @dataclass
 class Reply:
@@ -52,6 +56,7 @@ class Result:
     cached: bool = False # answered from the store
     error: str|None = None # why it failed
     missing: bool = False # failed because a replay store lacks the answer
+    exception: BaseException|None = field(default=None, repr=False, compare=False) # what made it fail (a single call raises it)
     @property
     def ok(self)->bool: return self.error is None
 
@@ -131,24 +136,37 @@ class Teacher:
     def _validate(self, record:dict)->bool:
         return is_ranking_of(record)
 
+    def _prepare(self, shown:Request):
+        "Work on `shown` (images in shown order) that can be done before it is asked (e.g. encoding its images); `label` runs it in its hashing threads."
+
+    def _shown(self, req:Request, sreq:StoreRequest, order:list)->Request:
+        "`req` with its images in the order shown (their hashes known)."
+        shown = Request(req.task, req.persona, tuple(req.images[i] for i in order))
+        shown.__dict__['hashes'] = sreq.image_hashes
+        return shown
+
     def answer(self, req:Request)->Result:
-        "Answer one request: from the store when it can, else from the model (validated, then stored)."
+        "Answer one request: from the store when it can, else from the model (validated, then stored); a failure is returned, not raised."
         sreq, order = self.store_request(req)
-        key = sreq.key
         self._count(requests=1)
+        try: return self._answer(req, sreq, order)
+        except StoreWriteError: raise                  # the store cannot take answers: stop paying for them
+        except Exception as e:                         # this request fails; a batch goes on with the others
+            self._count(failures=1)
+            why = str(e) if isinstance(e, (TeacherFailure, StoreMiss)) else f"{req.describe()}: {type(e).__name__}: {e}"
+            return Result(req, sreq.key, error=_redact(why), missing=isinstance(e, StoreMiss), exception=e)
+
+    def _answer(self, req:Request, sreq:StoreRequest, order:list)->Result:
+        "`answer` of a request whose key is known; raises when it fails."
+        key = sreq.key
         rec = self.store.get(key)
         if rec is not None:
             self._count(hits=1)
             return Result(req, key, to_caller(req.task, rec['parsed'], order), cached=True)
         self._count(misses=1)
-        shown = Request(req.task, req.persona, tuple(req.images[i] for i in order))
-        shown.__dict__['hashes'] = sreq.image_hashes
-        last = None
+        shown, last = self._shown(req, sreq, order), None
         for attempt in range(self.max_invalid + 1):
-            try: reply = self._ask(shown, attempt, key)
-            except (TeacherFailure, StoreMiss) as e:     # one request fails; a batch goes on with the others
-                self._count(failures=1)
-                return Result(req, key, error=str(e), missing=isinstance(e, StoreMiss))
+            reply = self._ask(shown, attempt, key)
             u = reply.usage or {}
             self._count(calls=1, input_tokens=u.get('input_tokens', 0), output_tokens=u.get('output_tokens', 0))
             try:
@@ -157,11 +175,34 @@ class Teacher:
                 self._count(rejected=1); last = e
                 _log.info("rejected answer %d/%d to %s: %s", attempt + 1, self.max_invalid + 1, req.describe(), e)
                 continue
-            self.store.put(sreq, raw_text=reply.text, parsed=parsed, model=reply.model or self.model,
-                           usage=reply.usage, latency_s=reply.latency_s, validator=self._validate)
-            return Result(req, key, to_caller(req.task, parsed, order))
-        self._count(failures=1)
-        return Result(req, key, error=f"{req.describe()}: {self.max_invalid + 1} answers rejected; last: {last}")
+            rec = self._put(req, sreq, reply, parsed)
+            return Result(req, key, to_caller(req.task, rec['parsed'], order))   # the record kept (another process may have stored first)
+        raise TeacherFailure(f"{req.describe()}: {self.max_invalid + 1} answers rejected; last: {last}")
+
+    def _put(self, req:Request, sreq:StoreRequest, reply:Reply, parsed)->dict:
+        "Store a valid answer; return the record the store kept. A refused record fails the request; a storage failure raises `StoreWriteError`."
+        try:
+            return self.store.put(sreq, raw_text=reply.text, parsed=parsed, model=reply.model or self.model,
+                                  usage=reply.usage, latency_s=reply.latency_s, validator=self._validate)
+        except Exception as e:
+            if isinstance(e, _storage_errors()):
+                raise StoreWriteError(f"could not store the answer to {req.describe()} in the teacher store {self.store.path} "
+                                      f"({type(e).__name__}: {e}); the run stops here, so that no more answers are paid for and lost. "
+                                      "Free disk space (or open a writable store) and run again: answers already stored are not asked again") from e
+            if isinstance(e, RecordError): raise TeacherFailure(f"{req.describe()}: the store refused the answer {reply.text[:80]!r}: {e}") from e
+            raise
+
+def _storage_errors()->tuple:
+    "What `TeacherStore.put` raises when the store cannot write (not a refused record)."
+    full = getattr(_store_mod, 'StoreFull', None)
+    return (OSError, sqlite3.OperationalError) + ((full,) if isinstance(full, type) else ())
+
+def _redact(text:str)->str:
+    "`text` with the value of every secret environment variable (API keys) replaced by '***'."
+    for var in SECRET_ENV_VARS:
+        v = os.environ.get(var)
+        if v and len(v) >= 4: text = text.replace(v, '***')
+    return text
 
 # %% ../nbs/04_teacher.ipynb #54f05fb2
 def _postfix(s:dict)->dict:
@@ -169,59 +210,99 @@ def _postfix(s:dict)->dict:
     if s.get('cost_usd') is not None: out['usd'] = f"{s['cost_usd']:.4f}"
     return out
 
+def _named(req:Request)->str:
+    "A request named by its images as the caller gave them (paths, content hashes), for errors raised before its hashes exist."
+    ims = [im.hash[:12] if isinstance(im, ImageRef) else str(im) if isinstance(im, (str, Path)) else type(im).__name__ for im in req.images]
+    return f"{req.task} persona={req.persona[:60]!r} images=[{', '.join(ims)}]"
+
+def _hashed(req:Request)->bool:
+    "Whether `req`'s key costs no pixel reading (its hashes are known or all its images are `ImageRef`s)."
+    return 'hashes' in req.__dict__ or all(isinstance(im, ImageRef) for im in req.images)
+
+# %% ../nbs/04_teacher.ipynb #a5184c19
 @patch
 def label(self:Teacher, requests:Sequence[Request], # the requests to answer
           progress:bool=False, # show a tqdm progress bar
           desc:str|None=None, # the bar's label
          )->list[Result]:
-    "Answer many requests (store first, then the model with bounded concurrency); results in input order."
+    "Answer many requests (store first, then the model with bounded concurrency); results in input order, failures in them."
     requests = list(requests)
     for i, r in enumerate(requests):
         if not isinstance(r, Request): raise TypeError(f"requests[{i}] is a {type(r).__name__}, not a Request; build it with rank_request/pair_request/caption_request")
-    keyed = {}
-    for i, r in enumerate(requests): keyed.setdefault(self.store_request(r)[0].key, []).append(i)
     out: list = [None] * len(requests)
-    todo = []
-    bar = tqdm(total=len(keyed), desc=desc or f"{self.teacher_id} {self.model}", disable=not progress, unit='req')
-    def _one(item):
-        key, idx = item
-        return item, self.answer(requests[idx[0]])
-    def _done(item, res):
-        key, idx = item
-        out[idx[0]] = res
-        for i in idx[1:]:   # the same question listed again (maybe in another order): a store hit now
-            out[i] = self.answer(requests[i]) if res.ok else Result(requests[i], key, error=res.error)
-        bar.update(1)
+    first, waiting, stop = {}, {}, threading.Event()   # key → the request asked for it; key → its duplicates; set on a storage failure
+    bar = tqdm(total=len(requests), desc=desc or f"{self.teacher_id} {self.model}", disable=not progress, unit='req')
+    def _key(i):                                    # a worker's job: read and hash the images (and prepare a miss)
+        try:
+            sreq, order = self.store_request(requests[i])
+            if prep and sreq.key not in self.store: self._prepare(self._shown(requests[i], sreq, order))
+            return sreq.key
+        except Exception as e: return e
+    prep = self.concurrency > 1 and type(self)._prepare is not Teacher._prepare
+    def _ask(i):                                    # a worker's job: one request to the model
+        try: return self.answer(requests[i])
+        except StoreWriteError: stop.set(); raise
+    def _done(i, res):
+        out[i] = res; bar.update(1)
+        for j in waiting.pop(res.key, ()) if first.get(res.key) == i else ():   # its duplicates: store hits now, or its error
+            out[j] = self.answer(requests[j]) if res.ok else Result(requests[j], res.key, error=res.error, missing=res.missing)
+            bar.update(1)
+    def _keyed(i, key, ask):                        # route one request once its key is known
+        if isinstance(key, Exception):
+            self._count(requests=1, failures=1)
+            return _done(i, Result(requests[i], '', error=_redact(f"{_named(requests[i])}: {key}")))
+        if key in first:
+            j = first[key]
+            if out[j] is None: waiting.setdefault(key, []).append(i)
+            else: out[i] = self.answer(requests[i]) if out[j].ok else Result(requests[i], key, error=out[j].error, missing=out[j].missing); bar.update(1)
+            return
+        first[key] = i
+        if key in self.store: _done(i, self.answer(requests[i]))   # a hit: here, at once
+        elif not stop.is_set(): ask(i)
     try:
-        for key, idx in keyed.items():
-            if key in self.store:
-                for i in idx: out[i] = self.answer(requests[i])
-                bar.update(1)
-            else: todo.append((key, idx))
-        bar.set_postfix(_postfix(self.stats), refresh=False)
-        if self.concurrency == 1:   # one at a time: in this thread, no pool to start
-            for item in todo:
-                _done(*_one(item)); bar.set_postfix(_postfix(self.stats), refresh=False)
-            return out
-        with ThreadPoolExecutor(max_workers=self.concurrency) as ex:
-            queue, window, futs = iter(todo), 2 * self.concurrency, set()
-            try:
-                while True:
-                    futs |= {ex.submit(_one, it) for it in islice(queue, window - len(futs))}   # refill the window
-                    if not futs: break
-                    done, futs = wait(futs, return_when=FIRST_COMPLETED)   # O(window) per completion, not O(batch)
-                    for f in done: _done(*f.result())
-                    bar.set_postfix(_postfix(self.stats), refresh=False)
-            except BaseException:
-                for f in futs: f.cancel()
-                raise
-    finally: bar.close()
+        if self.concurrency == 1:                   # one at a time: in this thread, no pool to start
+            for i in range(len(requests)):
+                _keyed(i, _key(i), lambda i: _done(i, _ask(i))); bar.set_postfix(_postfix(self.stats), refresh=False)
+        else: self._label_pool(requests, _key, _ask, _keyed, _done, stop, bar, prep)
+    finally: bar.set_postfix(_postfix(self.stats), refresh=False); bar.close()
+    bad = [r for r in out if not r.ok]
+    if bad: _log.warning("%s: %d of %d requests failed (their results carry the errors; label() again asks only those, the rest are store hits). First: %s",
+                         self, len(bad), len(out), bad[0].error)
     return out
+
+@patch
+def _label_pool(self:Teacher, requests, _key, _ask, _keyed, _done, stop, bar, prep:bool):
+    "`label`'s threads: up to `concurrency` answers in flight, and up to `concurrency` requests being hashed ahead of them."
+    c, futs, ready, n = self.concurrency, {}, deque(), {'key': 0, 'ask': 0}   # future → (job, index); keyed requests to ask
+    todo = iter(range(len(requests)))
+    with ThreadPoolExecutor(max_workers=2 * c) as ex:   # an answer never waits in a queue behind the hashing
+        def submit(job, fn, i): futs[ex.submit(fn, i)] = (job, i); n[job] += 1
+        try:
+            while True:
+                busy = True
+                while busy and not stop.is_set():        # refill: answers first, then hash ahead (at most c keyed requests waiting)
+                    busy = False
+                    while n['ask'] < c and ready: submit('ask', _ask, ready.popleft()); busy = True
+                    if n['key'] < c and len(ready) < c and (i := next(todo, None)) is not None:
+                        busy = True
+                        if _hashed(requests[i]) and not prep: _keyed(i, _key(i), ready.append)   # the key costs nothing: here
+                        else: submit('key', _key, i)
+                if not futs: break
+                done, _ = wait(futs, return_when=FIRST_COMPLETED)      # O(window) per completion, not O(batch)
+                for f in done:
+                    job, i = futs.pop(f); n[job] -= 1
+                    if job == 'key': _keyed(i, f.result(), ready.append)
+                    else: _done(i, f.result())
+                bar.set_postfix(_postfix(self.stats), refresh=False)
+        except BaseException:
+            for f in futs: f.cancel()
+            raise
 
 # %% ../nbs/04_teacher.ipynb #e63fcb64
 def _value_or_raise(res:Result):
-    if res.error is not None: raise (StoreMiss if res.missing else TeacherFailure)(res.error)
-    return res.value
+    if res.error is None: return res.value
+    if res.exception is not None and not isinstance(res.exception, (TeacherFailure, StoreMiss)): raise res.exception   # as it was raised
+    raise (StoreMiss if res.missing else TeacherFailure)(res.error)
 
 @patch
 def rank(self:Teacher, persona:str, # the persona text
@@ -317,7 +398,7 @@ class SimulatedTeacher(Teacher):
 # %% ../nbs/04_teacher.ipynb #83af9fe2
 class ReplayTeacher(Teacher):
     "A teacher that answers only from its store; a miss is an error."
-    def __init__(self, store:TeacherStore|str|Path, # the store to replay
+    def __init__(self, store:TeacherStore|str|Path, # the store to replay (a path is opened read-only and must exist)
                  teacher_id:str, # the teacher id the store was filled by
                  model:str, # the model name the store was filled by
                  gen_config:dict|None=None, # that teacher's generation config
@@ -326,6 +407,12 @@ class ReplayTeacher(Teacher):
                  templates:dict|None=None, # that teacher's templates (default for `fmt`)
                  concurrency:int=1, # threads for batch calls
                 ):
+        if not isinstance(store, TeacherStore):          # a path: the store must exist, and is opened read-only
+            path = Path(store).expanduser()
+            if not (path/'cache.db').is_file():
+                raise FileNotFoundError(f"no teacher store to replay at {path} ({'no such directory' if not path.exists() else 'no cache.db in it'}); "
+                                        "check the path (a replay never creates a store), or import a snapshot into a store first")
+            store = TeacherStore(path, readonly=True)
         super().__init__(store, teacher_id, model, gen_config, fmt, order_seed, 0, concurrency, templates)
 
     @classmethod

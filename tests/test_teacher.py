@@ -12,7 +12,7 @@ from PIL import Image
 from paper_distill.fake_gemini import FakeGemini, b64bytes, good_answer, decide
 from paper_distill.core import hash_image
 from paper_distill.store import TeacherStore
-from paper_distill.prompts import rank_request, pair_request, caption_request, shown_order, Request, TEMPLATES
+from paper_distill.prompts import rank_request, pair_request, caption_request, shown_order, Request, TEMPLATES, ImageRef
 from paper_distill.teacher import ReplayTeacher, StoreMiss, TeacherFailure
 from paper_distill.gemini import GeminiTeacher, MissingAPIKey, RateLimit, gemini_spec, BATCH_DONE
 
@@ -217,6 +217,48 @@ def test_duplicate_requests_in_a_batch_are_asked_once(tmp_path, server, key_env)
     assert server.count() == 1                        # same images in another order: same shown order, same key
     assert res[0].value == res[1].value
     assert res[2].value == [2 - v for v in res[0].value]      # the same ranking, in the reversed list's indices
+
+
+# ---------------------------------------------------------------- failures stay with their request; each image encoded once
+
+def test_a_model_name_the_sdk_refuses_fails_each_request_not_the_run(tmp_path, server, key_env):
+    t = GeminiTeacher(tmp_path/'s', model='gemini..test', base_url=server.url, concurrency=3, **FAST)   # google-genai refuses '..' before any HTTP
+    reqs = [rank_request(f'persona {i}', images(3, seed=i)) for i in range(5)]
+    res = t.label(reqs)
+    assert not any(r.ok for r in res) and server.count() == 0 and len(t.store) == 0
+    assert all('invalid model parameter' in r.error and r.request.describe() in r.error for r in res)
+    assert t.stats['failures'] == 5
+    with pytest.raises(ValueError, match='invalid model parameter'): t.rank(reqs[0].persona, reqs[0].images)   # a single call raises it
+
+
+def test_an_image_that_cannot_be_read_when_sent_fails_its_request_only(tmp_path, server, key_env):
+    good = images(8, seed=3)
+    bad_file = tmp_path/'cut.jpg'
+    Image.fromarray(images(1, seed=9, px=600)[0]).save(bad_file, 'JPEG')   # above 384 px: decoded to be sent
+    bad_file.write_bytes(bad_file.read_bytes()[:20_000])                      # cut short: the catalog's hash came from the whole file
+    bad = ImageRef('c' * 64, str(bad_file))
+    reqs = [rank_request(f'persona {i}', good[i:i + 3]) for i in range(5)] + [rank_request('persona x', [good[0], bad, good[1]])]
+    t = teacher(tmp_path/'s', server, concurrency=3)
+    res = t.label(reqs)
+    assert [r.ok for r in res] == [True] * 5 + [False]
+    assert f"image {bad_file} cannot be read" in res[5].error and "persona='persona x'" in res[5].error and 'cccccccccc' in res[5].error
+    assert len(server.answered()) == 5 and len(t.store) == 5
+
+
+def test_each_image_is_encoded_once_per_content(tmp_path, server, key_env):
+    "Forty requests over eight photo files: eight encodings, whatever the number of requests and threads."
+    from paper_distill.gemini import IMAGE_CACHE
+    files = []
+    for i, a in enumerate(images(8, seed=40, px=500)):                       # above 384 px: decoded, downscaled, re-encoded
+        Image.fromarray(a).save(tmp_path/f'{i}.jpg', 'JPEG', quality=90); files.append(str(tmp_path/f'{i}.jpg'))
+    rng = np.random.default_rng(0)
+    reqs = [rank_request(f'persona {i}', [files[j] for j in rng.choice(8, 4, replace=False)]) for i in range(40)]
+    m0 = IMAGE_CACHE.misses
+    res = teacher(tmp_path/'s', server, concurrency=8).label(reqs)
+    assert all(r.ok for r in res) and len(server.answered()) == 40
+    assert IMAGE_CACHE.misses - m0 == 8
+    sent = {hash_image(b) for e in server.answered() for b in decide(e['body'])['imgs']}
+    assert len(sent) == 8                                                     # the same bytes each time a photo was shown
 
 
 # ---------------------------------------------------------------- replay and missing key
