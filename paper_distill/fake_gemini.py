@@ -5,11 +5,13 @@
 # %% ../nbs/90_fake_gemini.ipynb #174ef624
 from __future__ import annotations
 import base64, hashlib, itertools, json, random, re, threading, time
+from email.utils import formatdate
 from urllib.parse import parse_qs, urlparse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # %% auto #0
-__all__ = ['b64bytes', 'decide', 'good_answer', 'bad_answer', 'content_response', 'batch_results', 'FakeGemini', 'serve']
+__all__ = ['b64bytes', 'decide', 'good_answer', 'bad_answer', 'request_fault', 'content_response', 'batch_results', 'FakeGemini',
+           'serve']
 
 # %% ../nbs/90_fake_gemini.ipynb #56b710ec
 from fastcore.script import call_parse
@@ -51,9 +53,16 @@ def good_answer(body: dict) -> str:
     ranking = [i + 1 for i in order]
     return json.dumps({'ranking': ranking}) if structured else ','.join(map(str, ranking))
 
+_REFUSAL = "I'm sorry, but I can't help with describing this image."
+
 def bad_answer(kind: str, body: dict) -> tuple[str, str]:
     """A bad answer of `kind` and its finishReason."""
     good = good_answer(body)
+    structured = (body.get('generationConfig') or {}).get('responseMimeType') == 'application/json'
+    if kind in ('refusal', 'labelled', 'doubled'):
+        cap = json.loads(good)['caption'] if structured and len(decide(body)['imgs']) == 1 else good
+        text = {'refusal': _REFUSAL, 'labelled': f'Caption: {cap}', 'doubled': f'Caption: {cap}. Caption: {cap}.'}[kind]
+        return (json.dumps({'caption': text}) if structured else text), 'STOP'
     if kind == 'truncated': return good[:max(1, len(good) // 2)], 'MAX_TOKENS'
     if kind == 'empty': return '', 'STOP'
     if kind == 'nonperm':
@@ -64,19 +73,39 @@ def bad_answer(kind: str, body: dict) -> tuple[str, str]:
         return (json.dumps({'ranking': rk}) if structured else ','.join(map(str, rk))), 'STOP'
     return 'I think the second picture suits them best, then the others.', 'STOP'
 
-def content_response(body: dict, model: str, seen: int = 1) -> tuple[dict, dict]:
-    """The GenerateContentResponse JSON for a well-formed body (prompt markers honoured; `seen`: earlier sightings of
-    the same body, for `[[flaky]]`), and the log fields (answer, finish, usage, order)."""
-    text = ''.join(p.get('text', '') for p in body['contents'][0]['parts'])
-    kind = next((k for k in ('malformed', 'truncated', 'nonperm', 'empty') if f'[[{k}]]' in text), None)
+_ANSWER_FAULTS = ('malformed', 'truncated', 'nonperm', 'empty', 'refusal', 'labelled', 'doubled')
+_MARKER = re.compile(r'\[\[((?:finish|block|retry-delay|retry-after|retry-after-date):[^\]\s]+)\]\]')
+
+def request_fault(text: str, seen: int, fault: str | None = None, fault_times: int | None = None) -> str | None:
+    """The fault a request gets (see above): from a marker in its prompt `text`, else the server's `fault` (for the
+    first `fault_times` sightings); `seen`: earlier sightings of the same body. None: a good answer."""
+    kind = next((k for k in _ANSWER_FAULTS if f'[[{k}]]' in text), None)
     if kind is None and '[[flaky]]' in text and seen == 0: kind = 'malformed'
-    if kind: answer, finish = bad_answer(kind, body)
+    if kind is None and (m := _MARKER.search(text)):
+        kind = m.group(1) if not m.group(1).startswith('retry-') or seen == 0 else None
+    if kind is None and fault and (fault_times is None or seen < fault_times): kind = fault
+    return kind
+
+def content_response(body: dict, model: str, seen: int = 1, fault: str | None = None) -> tuple[dict, dict]:
+    """The GenerateContentResponse JSON for a well-formed body (prompt markers honoured, or the given `fault`; `seen`:
+    earlier sightings of the same body, for `[[flaky]]`), and the log fields (answer, finish, usage, order)."""
+    text = ''.join(p.get('text', '') for p in body['contents'][0]['parts'])
+    kind = fault or request_fault(text, seen)
+    if kind and kind.startswith(('finish:', 'block:')): answer, finish = '', kind.split(':', 1)[1]
+    elif kind and not kind.startswith('retry-'): answer, finish = bad_answer(kind, body)
     else: answer, finish = good_answer(body), 'STOP'
     order = decide(body)['order']
-    usage = dict(promptTokenCount=len(text) // 4 + 258 * len(order), candidatesTokenCount=max(1, len(answer) // 4))
+    usage = dict(promptTokenCount=len(text) // 4 + 258 * len(order), candidatesTokenCount=max(1, len(answer) // 4) if answer else 0)
     usage['totalTokenCount'] = usage['promptTokenCount'] + usage['candidatesTokenCount']
-    resp = {'candidates': [{'content': {'parts': [{'text': answer}], 'role': 'model'}, 'finishReason': finish, 'index': 0}],
-            'usageMetadata': usage, 'modelVersion': model, 'responseId': _sha(json.dumps(body, sort_keys=True))[:12]}
+    rid = _sha(json.dumps(body, sort_keys=True))[:12]
+    ratings = [{'category': 'HARM_CATEGORY_DANGEROUS_CONTENT', 'probability': 'HIGH', 'blocked': True}]
+    if kind and kind.startswith('block:'):       # the prompt itself blocked: no candidate at all
+        resp = {'promptFeedback': {'blockReason': finish, 'safetyRatings': ratings}, 'usageMetadata': usage, 'modelVersion': model, 'responseId': rid}
+    elif kind and kind.startswith('finish:'):    # a candidate stopped before any text
+        resp = {'candidates': [{'finishReason': finish, 'index': 0, 'safetyRatings': ratings}], 'usageMetadata': usage, 'modelVersion': model, 'responseId': rid}
+    else:
+        resp = {'candidates': [{'content': {'parts': [{'text': answer}], 'role': 'model'}, 'finishReason': finish, 'index': 0}],
+                'usageMetadata': usage, 'modelVersion': model, 'responseId': rid}
     return resp, dict(answer=answer, finish=finish, usage=usage, order=order)
 
 # %% ../nbs/90_fake_gemini.ipynb #b9f0b4e3
@@ -105,8 +134,10 @@ class FakeGemini(ThreadingHTTPServer):
     """Threaded local generateContent server with fault injection and a request log."""
     daemon_threads = True
 
-    def __init__(self, latency_s=0.0, p429=0.0, p503=0.0, seed=0, expected_key=None, slow_s=2.0, echo_key=False, batch_polls=2):
+    def __init__(self, latency_s=0.0, p429=0.0, p503=0.0, seed=0, expected_key=None, slow_s=2.0, echo_key=False, batch_polls=2,
+                 fault=None, fault_times=None):
         super().__init__(('127.0.0.1', 0), _Handler)
+        self.fault, self.fault_times = fault, fault_times   # a marker's contents given to every request (see above)
         self.batch_polls = batch_polls
         self.uploads: dict[str, dict] = {}   # upload session id -> {file, data}
         self.files: dict[str, dict] = {}     # file id -> {meta, data}
@@ -164,8 +195,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers(); self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError): pass
 
-    def _error(self, status: int, msg: str, st: str):
-        self._send(status, {'error': {'code': status, 'message': msg, 'status': st}})
+    def _error(self, status: int, msg: str, st: str, details: list | None = None, headers: dict | None = None):
+        err = {'code': status, 'message': msg, 'status': st, **({'details': details} if details else {})}
+        self._send_raw(status, json.dumps({'error': err}).encode(), 'application/json; charset=UTF-8', headers)
 
     def _send_raw(self, status: int, data: bytes, ctype: str, headers: dict | None = None):
         try:
@@ -320,12 +352,14 @@ class _Handler(BaseHTTPRequestHandler):
                 seen = srv.seen.get(entry['body_hash'], 0); srv.seen[entry['body_hash']] = seen + 1
                 r = srv.rng.random()
             text = ''.join(p.get('text', '') for p in body['contents'][0]['parts'])
+            fault = request_fault(text, seen, srv.fault, srv.fault_times)
             if '[[slow-once]]' in text and seen == 0: time.sleep(srv.slow_s)
             if srv.latency_s: time.sleep(srv.latency_s)
-            if r < srv.p429: status = 429
+            if fault and fault.startswith('retry-'): status, entry['hint'] = (429 if fault.startswith('retry-delay:') else 503), fault
+            elif r < srv.p429: status = 429
             elif r < srv.p429 + srv.p503: status = 503
             else:
-                resp, info = content_response(body, entry['model'], seen)
+                resp, info = content_response(body, entry['model'], seen, fault)
                 resp['responseId'] = entry['body_hash'][:12]
                 status = 200
                 entry.update(info)
@@ -336,7 +370,15 @@ class _Handler(BaseHTTPRequestHandler):
         elif status == 403:  # echo_key imitates a careless service that repeats the key it got (tests redaction)
             got = self.headers.get('x-goog-api-key') if srv.echo_key else '...'
             self._error(403, f'API key not valid: {got}', 'PERMISSION_DENIED')
+        elif status == 429 and 'hint' in entry:   # a quota error the way Google words it, with how long to wait
+            self._error(429, 'You exceeded your current quota, please check your plan and billing details.', 'RESOURCE_EXHAUSTED',
+                        [{'@type': 'type.googleapis.com/google.rpc.QuotaFailure', 'violations': [{'quotaMetric': 'generativelanguage.googleapis.com/generate_content_free_tier_requests', 'quotaId': 'GenerateRequestsPerMinutePerProjectPerModel-FreeTier'}]},
+                         {'@type': 'type.googleapis.com/google.rpc.RetryInfo', 'retryDelay': entry['hint'].split(':', 1)[1]}])
         elif status == 429: self._error(429, 'Resource exhausted.', 'RESOURCE_EXHAUSTED')
+        elif 'hint' in entry:
+            kind, arg = entry['hint'].split(':', 1)
+            entry['retry_after'] = arg if kind == 'retry-after' else formatdate(time.time() + float(arg), usegmt=True)
+            self._error(503, 'The model is overloaded.', 'UNAVAILABLE', headers={'Retry-After': entry['retry_after']})
         else: self._error(503, 'The model is overloaded.', 'UNAVAILABLE')
 
 def _now() -> str:

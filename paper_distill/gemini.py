@@ -4,14 +4,14 @@
 
 # %% ../nbs/05_gemini.ipynb #72339ece
 from __future__ import annotations
-import base64, io, json, logging, os, random, threading, time
+import base64, io, json, logging, os, random, re, threading, time
 from pathlib import Path
 from typing import Callable, Sequence
 
 # %% auto #0
 __all__ = ['GEMINI_PRICES', 'RETRY_STATUS', 'KEY_ENV_VARS', 'MODEL_ENV_VAR', 'IMAGE_FORMATS', 'IMAGE_MIME', 'IMAGE_CACHE',
-           'BATCH_DONE', 'MissingAPIKey', 'redact', 'resolve_model', 'gemini_spec', 'image_png', 'image_payload',
-           'RateLimit', 'GeminiTeacher']
+           'REFUSED', 'BATCH_DONE', 'MissingAPIKey', 'redact', 'resolve_model', 'gemini_spec', 'image_png',
+           'image_payload', 'RateLimit', 'parse_retry_after', 'server_retry_delay', 'GeminiTeacher']
 
 # %% ../nbs/05_gemini.ipynb #5f47969b
 from PIL import Image
@@ -159,6 +159,41 @@ class RateLimit:
         if t > now: self.sleep(t - now)
         return t
 
+# %% ../nbs/05_gemini.ipynb #11218bf9
+_DURATION = re.compile(r'^\s*(\d+(?:\.\d*)?)s\s*$')   # a protobuf Duration in JSON: "17s", "0.300s"
+
+def parse_retry_after(value:str|None, # a Retry-After header value: delay seconds or an HTTP date
+                      now:float|None=None, # the current time.time() (default: now)
+                     )->float|None:
+    "Seconds to wait from an HTTP Retry-After value (0 for a date already past); None when absent or unreadable."
+    if value is None: return None
+    v = str(value).strip()
+    if re.fullmatch(r'\d+(?:\.\d+)?', v): return float(v)
+    from email.utils import parsedate_to_datetime
+    try: when = parsedate_to_datetime(v)
+    except (TypeError, ValueError, IndexError): return None
+    if when is None or when.tzinfo is None: return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+def _duration_s(d)->float|None:
+    if isinstance(d, str) and (m := _DURATION.match(d)): return float(m.group(1))
+    if isinstance(d, dict) and str(d.get('seconds', '0')).isdigit() and isinstance(d.get('nanos', 0), int):
+        return int(d.get('seconds', 0)) + d.get('nanos', 0) / 1e9
+    return None
+
+def server_retry_delay(err, # a google.genai.errors.APIError (anything with `details` and `response`)
+                      )->float|None:
+    "The wait in seconds that an API error asks for (RetryInfo `retryDelay`, or a Retry-After header; the longer); None when it asks none."
+    body = getattr(err, 'details', None)
+    body = body.get('error', body) if isinstance(body, dict) else {}
+    details = body.get('details') if isinstance(body, dict) else None
+    waits = [_duration_s(d.get('retryDelay')) for d in (details if isinstance(details, list) else [])
+             if isinstance(d, dict) and str(d.get('@type', '')).endswith('google.rpc.RetryInfo')]
+    headers = getattr(getattr(err, 'response', None), 'headers', None)
+    if headers is not None: waits.append(parse_retry_after(headers.get('retry-after')))
+    waits = [w for w in waits if w is not None]
+    return max(waits) if waits else None
+
 # %% ../nbs/05_gemini.ipynb #502eb87a
 class GeminiTeacher(Teacher):
     "The Gemini teacher on google-genai: store-first, shuffled, retried, rate-limited, cost-counted."
@@ -180,6 +215,7 @@ class GeminiTeacher(Teacher):
                  max_retries:int=6, # retries of one call on 408/429/5xx/timeouts
                  backoff_s:float=1.0, # first backoff delay; doubles each retry, with jitter
                  max_backoff_s:float=60.0, # longest backoff delay
+                 max_retry_delay_s:float=120.0, # longest wait a server's retry hint may ask for; a longer one fails the request
                  timeout_s:float=120.0, # per-call HTTP timeout
                  max_invalid:int=2, # re-asks after a rejected answer
                  price_per_mtok:tuple|None=None, # (input, output) USD per 1M tokens (default: GEMINI_PRICES)
@@ -193,7 +229,7 @@ class GeminiTeacher(Teacher):
                                         "To work without one, replay a filled store with ReplayTeacher(store, **gemini_spec(model)).")
         super().__init__(store, spec['teacher_id'], spec['model'], spec['gen_config'], spec['fmt'], order_seed, max_invalid,
                          concurrency, spec['templates'], price_per_mtok or GEMINI_PRICES.get(spec['model']))
-        self.max_retries, self.backoff_s, self.max_backoff_s = max_retries, backoff_s, max_backoff_s
+        self.max_retries, self.backoff_s, self.max_backoff_s, self.max_retry_delay_s = max_retries, backoff_s, max_backoff_s, max_retry_delay_s
         self.rate, self._jitter = RateLimit(max_rps), random.Random()
         self._types = types
         ho = types.HttpOptions(timeout=int(timeout_s * 1000), **({'base_url': base_url} if base_url else {}))
@@ -223,29 +259,54 @@ class GeminiTeacher(Teacher):
                 types.GenerateContentConfig.model_validate_json(json.dumps(body['generationConfig'])))
 
     def _retry(self, fn:Callable, what:str):
-        "fn() with retries on transient faults (HTTP 408/429/5xx, timeouts); other API errors fail at once, redacted."
+        "fn() with retries on transient faults (HTTP 408/429/5xx, timeouts), after the wait the server asks for; other API errors fail at once, redacted."
         from google.genai import errors
         for n in range(self.max_retries + 1):
             self.rate.wait()
+            hint = None
             try: return fn()
             except errors.APIError as e:
                 if e.code not in RETRY_STATUS: raise TeacherFailure(redact(f"{what}: HTTP {e.code} {e.status}: {e.message}")) from None
-                why = f"HTTP {e.code}"
+                why, hint = f"HTTP {e.code}", server_retry_delay(e)
+                if hint is not None and hint > self.max_retry_delay_s:
+                    raise TeacherFailure(redact(f"{what}: HTTP {e.code} {e.status}: the server asks to retry after {hint:g} s, more than "
+                                                f"max_retry_delay_s={self.max_retry_delay_s:g}; raise max_retry_delay_s to wait that long, or run later")) from None
             except _transport_errors() as e: why = f"{type(e).__name__}"
             if n == self.max_retries: raise TeacherFailure(redact(f"{what}: gave up after {n + 1} tries; last {why}"))
             self._count(retries=1)
-            delay = min(self.max_backoff_s, self.backoff_s * 2 ** n) * self._jitter.uniform(0.5, 1.0)
+            if hint is not None: delay = hint + self._jitter.uniform(0, 0.1 * hint)       # the server's wait, never less
+            else: delay = min(self.max_backoff_s, self.backoff_s * 2 ** n) * self._jitter.uniform(0.5, 1.0)
             _log.debug("retry %d of %s after %s; sleeping %.2fs", n + 1, what, why, delay)
             time.sleep(delay)
 
-    def _call(self, contents, config, what:str):
-        "One generate_content call with retries on transient faults."
-        return self._retry(lambda: self.client.models.generate_content(model=self.model, contents=contents, config=config), what)
+    def _call(self, contents, config, what:str)->tuple:
+        "One generate_content call with retries on transient faults: (response, seconds of the HTTP call that gave it)."
+        took = [None]
+        def once():
+            t0 = time.monotonic()
+            r = self.client.models.generate_content(model=self.model, contents=contents, config=config)
+            took[0] = time.monotonic() - t0
+            return r
+        return self._retry(once, what), took[0]
 
     def _ask(self, shown:Request, attempt:int, key:str)->Reply:
-        t0 = time.monotonic()
-        r = self._call(*self.sdk_request(self.request_body(shown)), f"{shown.task} request {key[:12]}")
-        return _reply_from_response(r, self.model, time.monotonic() - t0)
+        r, took = self._call(*self.sdk_request(self.request_body(shown)), f"{shown.task} request {key[:12]}")
+        rep = _reply_from_response(r, self.model, took)
+        if (why := _refusal(rep.finish_reason)) is not None:   # refused: billed, never stored, not asked again
+            u = rep.usage or {}
+            self._count(calls=1, input_tokens=u.get('input_tokens', 0), output_tokens=u.get('output_tokens', 0))
+            raise TeacherFailure(f"{shown.describe()}: {why}; not asked again (the same request is refused the same way)")
+        return rep
+
+REFUSED = ('SAFETY', 'RECITATION', 'PROHIBITED_CONTENT', 'BLOCKLIST', 'SPII', 'LANGUAGE', 'IMAGE_SAFETY',
+           'IMAGE_PROHIBITED_CONTENT', 'IMAGE_RECITATION', 'MODEL_ARMOR')   # finish reasons a re-ask would meet again
+
+def _refusal(finish_reason:str|None)->str|None:
+    "Why Gemini refused to answer (a blocked prompt, or a finish reason in REFUSED); None for any other outcome."
+    fr = finish_reason or ''
+    if fr.startswith('BLOCKED:'): return f"Gemini blocked the prompt (promptFeedback.blockReason {fr[8:]})"
+    if fr in REFUSED: return f"Gemini stopped the answer (finishReason {fr})"
+    return None
 
 def _usage(um)->dict|None:
     "Input and output (answer + thinking) token counts of a response's usage metadata."
@@ -258,7 +319,10 @@ def _reply_from_response(r, # a google.genai GenerateContentResponse
                         latency_s:float|None=None)->Reply:
     "The raw text, finish reason, usage and model of a generateContent response."
     cands = r.candidates or []
-    if not cands: return Reply('', _usage(r.usage_metadata), 'NO_CANDIDATES', r.model_version or model, latency_s)
+    if not cands:
+        br = r.prompt_feedback.block_reason if r.prompt_feedback is not None else None
+        fr = f"BLOCKED:{getattr(br, 'name', br)}" if br else 'NO_CANDIDATES'
+        return Reply('', _usage(r.usage_metadata), fr, r.model_version or model, latency_s)
     c = cands[0]
     fr = c.finish_reason.name if hasattr(c.finish_reason, 'name') else c.finish_reason
     parts = (c.content.parts if c.content else None) or []

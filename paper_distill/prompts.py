@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 # %% auto #0
-__all__ = ['TEMPLATES', 'to_rgb', 'ImageTooLarge', 'open_image', 'ContentCache', 'ImageRef', 'image_hash', 'load_image',
-           'Request', 'rank_request', 'pair_request', 'caption_request', 'PromptTemplate', 'default_templates',
-           'InvalidAnswer', 'check_permutation', 'parse_answer', 'is_ranking_of', 'shown_order', 'to_caller']
+__all__ = ['TEMPLATES', 'CAPTION_CHARS', 'to_rgb', 'ImageTooLarge', 'open_image', 'ContentCache', 'ImageRef', 'image_hash',
+           'load_image', 'Request', 'rank_request', 'pair_request', 'caption_request', 'PromptTemplate',
+           'default_templates', 'InvalidAnswer', 'check_permutation', 'parse_answer', 'check_caption', 'is_ranking_of',
+           'shown_order', 'to_caller']
 
 # %% ../nbs/03_prompts.ipynb #43ec2275
 import numpy as np
@@ -290,6 +291,7 @@ def parse_answer(task:str, # "rank" | "pair" | "caption"
                  k:int, # how many images were shown
                  fmt:str='text', # the output format asked for: "text" or "json"
                  finish_reason:str|None=None, # the model's finish reason; anything but STOP (or None) is rejected
+                 caption_chars:tuple|None=None, # (shortest, longest) caption accepted, in characters (None: CAPTION_CHARS)
                 ):
     "Parse and validate a raw teacher answer; raise `InvalidAnswer` when it breaks the contract."
     if finish_reason not in (None, 'STOP'): raise InvalidAnswer(f"answer was cut off or blocked (finish reason {finish_reason}): {str(text)[:80]!r}")
@@ -306,9 +308,45 @@ def parse_answer(task:str, # "rank" | "pair" | "caption"
         raise InvalidAnswer(f"a pair answer must be 0 or 1, got {str(v)[:80]!r}")
     if task == 'caption':
         v = _json_field(t, 'caption') if fmt == 'json' else t
-        if not isinstance(v, str) or not v.strip(): raise InvalidAnswer(f"a caption must be non-empty text, got {v!r}")
-        return v.strip()
+        return check_caption(v, caption_chars)
     raise ValueError(f"unknown task {task!r}; a teacher task is one of {TASKS}")
+
+# %% ../nbs/03_prompts.ipynb #c060d112
+CAPTION_CHARS = (10, 600)   # the shortest and longest caption accepted, in characters
+
+_LABEL = re.compile(r'^(?:\*\*)?(?:caption|description|image(?:\s*\d+)?|answer)\s*(?:\*\*)?\s*:\s*(?:\*\*)?\s*', re.I)
+_REFUSAL = re.compile(r"^(?i:sorry|i['’]?m sorry|i am sorry|i apologi[sz]e|unfortunately|as an ai)\b"
+                      r"|\bI(?: am|['’]m) (?:unable|not able)\b"
+                      r"|\bI (?:can['’]?t|cannot|can not|won['’]?t|will not|do not|don['’]?t) (?:\w+ ){0,3}?"
+                      r"(?:help|describe|provide|assist|identify|see|view|caption|process|analy[sz]e|access|determine|comply|tell)")
+_SENTENCE_END = re.compile(r'(?<=[.!?])\s+')
+
+def _unlabel(t:str)->str:
+    t = _LABEL.sub('', t.strip(), count=1).strip()
+    return t[1:-1].strip() if len(t) > 1 and t[0] in '"“' and t[-1] in '"”' else t
+
+def _once(t:str)->str:
+    "`t` kept once when it is one run of sentences repeated (each copy may carry its own label)."
+    parts = [_unlabel(s) for s in _SENTENCE_END.split(t) if s.strip()]
+    for p in range(1, len(parts) // 2 + 1):
+        if len(parts) % p == 0 and parts == parts[:p] * (len(parts) // p): return ' '.join(parts[:p])
+    return t
+
+def check_caption(text, # the caption the model gave (plain text, or the JSON answer's "caption" field)
+                  caption_chars:tuple|None=None, # (shortest, longest) accepted, in characters (None: CAPTION_CHARS)
+                 )->str:
+    "The caption in `text` (label stripped, a doubled caption kept once); `InvalidAnswer` when it is not a description."
+    lo, hi = CAPTION_CHARS if caption_chars is None else caption_chars
+    if not isinstance(text, str): raise InvalidAnswer(f"a caption must be text, got {text!r}")
+    t = _once(_unlabel(text))
+    if not t: raise InvalidAnswer(f"a caption must be non-empty text, got {text!r}")
+    if _REFUSAL.search(t): raise InvalidAnswer(f"caption {t[:80]!r} is a refusal, not a description of the image")
+    if len(re.findall(r'[^\W\d_]{2,}', t)) < 2:
+        raise InvalidAnswer(f"caption {t[:80]!r} is not a description (a ranking, a number or a bare label); a caption needs words")
+    if not lo <= len(t) <= hi:
+        raise InvalidAnswer(f"caption of {len(t)} characters ({t[:40]!r}...) is outside {lo}..{hi}; to accept it pass "
+                            "caption_chars=(shortest, longest) to parse_answer or set paper_distill.prompts.CAPTION_CHARS")
+    return t
 
 # %% ../nbs/03_prompts.ipynb #f08c36e2
 def is_ranking_of(record:dict, # a store record (its `request` and `parsed` fields are read)
