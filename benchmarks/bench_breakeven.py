@@ -6,7 +6,7 @@ The cost of answering ONE persona over a catalog of N items (N = 1k, 10k, 100k, 
     `--concurrency` calls in flight, round by round) and the dollars the package's own accounting gives: a
     `GeminiTeacher` for the model below, answered by the local Gemini-protocol server (`FakeGemini`, which bills 258
     tokens per image + text/4, as Gemini bills images of at most 384 px, the largest the package sends), its
-    `stats['cost_usd']` at the package's price table `GEMINI_PRICES`;
+    `stats['cost_usd']` at the package's price table (`core.price_of`);
   - student: one text embedding + exact top-10 search over N precomputed 512-d float32 image embeddings, measured here
     (text: the shipped mini student `mini:fashion` and a ViT-B-32 of random weights; search: `paper_distill.retrieval.
     exact_topk` when that module exists, else numpy matmul + argpartition, and the section says which); seconds =
@@ -38,7 +38,8 @@ TABLE_N = (1_000, 10_000, 100_000, 1_000_000)
 def teacher_accounting(ks, n_req:int=4)->dict:
     "Input/output tokens and USD per call for each k, from GeminiTeacher's own stats against the local server."
     from paper_distill.fake_gemini import FakeGemini
-    from paper_distill.gemini import GeminiTeacher, GEMINI_PRICES
+    from paper_distill.gemini import GeminiTeacher
+    from paper_distill.core import price_of
     from paper_distill.prompts import pair_request, rank_request
     os.environ['GEMINI_API_KEY'] = 'local-fake-server-key'   # the fake server runs locally; no real key is used
     rng, out = np.random.default_rng(0), {}
@@ -50,7 +51,7 @@ def teacher_accounting(ks, n_req:int=4)->dict:
             assert all(r.ok for r in t.label(reqs))
             s = t.stats
             out[k] = dict(input=s['input_tokens'] / s['calls'], output=s['output_tokens'] / s['calls'], usd=s['cost_usd'] / s['calls'])
-    out['price'] = GEMINI_PRICES[MODEL]
+    out['price'] = price_of(MODEL)
     return out
 
 def rounds_of(n:int, k:int)->list[int]:
@@ -284,7 +285,7 @@ def main():
         f"Assumptions (not measured): {L:g} s per teacher call; {C} calls in flight where stated (a round must finish before "
         f"the next starts); a CPU core costs ${a.core_usd_per_hour:.2f}/h (a 2-vCPU machine at ${2 * a.core_usd_per_hour:.2f}/h); {MODEL} (the package has no default "
         f"model: it names {MODEL} in its error message and prices it at ${price_in}/${price_out} per 1M input/output tokens in "
-        f"`GEMINI_PRICES`); {a.thinking_tokens} thinking tokens per call (2.5 Flash thinks by default unless the budget is 0; "
+        f"the package's price table); {a.thinking_tokens} thinking tokens per call (2.5 Flash thinks by default unless the budget is 0; "
         f"every 100 thinking tokens add ${100 * price_out / 1e6:.5f} per call). Tokens and dollars per call from the package's "
         f"own accounting (`GeminiTeacher.stats` against `FakeGemini`, 258 tokens per image ≤ 384 px + text/4, a ~{len(PERSONA)}-"
         f"character persona): pairwise {acc[2]['input']:.0f} in + {acc[2]['output']:.0f} out tokens = {fmt_usd(usd[2])}/call; "

@@ -41,7 +41,7 @@ from paper_distill.prompts import ImageRef, rank_request
 from paper_distill.teacher import SimulatedTeacher
 from report import ROOT, Table, Timer, emit, median, product_jpegs
 
-MODEL = 'gemini-2.5-flash'   # a model of the package's price table (GEMINI_PRICES), so `stats['cost_usd']` is filled
+MODEL = 'gemini-2.5-flash'   # a model of the package's price table (core.load_prices), so `stats['cost_usd']` is filled
 BEFORE = 'cc6752b'          # the package before each image was hashed and encoded once per content (and hashed in the workers)
 
 

@@ -4,80 +4,19 @@
 
 # %% ../nbs/36_bill.ipynb #56b781ff
 from __future__ import annotations
-import datetime as _dt, json, math, os, re
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 # %% auto #0
-__all__ = ['PRICES_ENV_VAR', 'BILL_FIELDS', 'Price', 'load_prices', 'TokenModel', 'calibrate', 'Part', 'label_part',
-           'tournament_part', 'Bill', 'make_bill', 'distill_parts', 'bill_distill', 'bill_reproduce']
+__all__ = ['BILL_FIELDS', 'TokenModel', 'calibrate', 'Part', 'label_part', 'tournament_part', 'Bill', 'make_bill',
+           'distill_parts', 'bill_distill', 'bill_reproduce']
 
 # %% ../nbs/36_bill.ipynb #359d4734
-from .core import package_data_dir
+from .core import Price, load_prices, PRICES_ENV_VAR
 from .prompts import TEMPLATES, PromptTemplate, Request, rank_request, pair_request, caption_request, to_caller
 from .tournament import run_tournaments
-
-# %% ../nbs/36_bill.ipynb #88017c94
-PRICES_ENV_VAR = 'PAPER_DISTILL_PRICES'
-_DATE = re.compile(r'^\d{4}-\d{2}-\d{2}$')
-
-@dataclass(frozen=True)
-class Price:
-    "A model's price in USD per 1M tokens, with where and when it was read."
-    model: str # the model name, as the teacher's store key names it
-    input: float # USD per 1M input tokens
-    output: float # USD per 1M output tokens (thinking tokens included, where a model thinks)
-    source: str # the page the price was read from (or the file / override that set it)
-    read: str # the date it was read, YYYY-MM-DD
-    note: str = '' # what a reader should know (a third-party copy, a retired model, a price tier)
-
-    def usd(self, input_tokens:float, # input tokens
-            output_tokens:float, # output tokens
-           )->float:
-        "Dollars for these tokens at this price."
-        return (input_tokens * self.input + output_tokens * self.output) / 1e6
-
-def _price(model:str, d:dict, where:str, source:str|None=None, read:str|None=None)->Price:
-    "A checked `Price` from a table entry; errors name the model and the table."
-    if not isinstance(d, dict): raise ValueError(f"{where}: the entry of model {model!r} must be an object with input and output prices, got {d!r}")
-    unknown = sorted(set(d) - {'input', 'output', 'source', 'read', 'note'})
-    if unknown: raise ValueError(f"{where}: model {model!r} has unknown field(s) {unknown}; an entry has input, output, source, read and note")
-    for k in ('input', 'output'):
-        v = d.get(k)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"{where}: model {model!r} needs {k!r}, a number of USD per 1M tokens >= 0, got {v!r}")
-    src, rd = d.get('source') or source, d.get('read') or read
-    if not isinstance(src, str) or not src: raise ValueError(f"{where}: model {model!r} needs 'source', the page its price was read from")
-    if not isinstance(rd, str) or not _DATE.match(rd): raise ValueError(f"{where}: model {model!r} needs 'read', the date its price was read (YYYY-MM-DD), got {rd!r}")
-    return Price(model, float(d['input']), float(d['output']), src, rd, str(d.get('note', '')))
-
-# %% ../nbs/36_bill.ipynb #7272b06f
-def _read_table(path:Path)->dict:
-    "The `models` object of a JSON price table."
-    try: t = json.loads(path.read_text(encoding='utf-8'))
-    except (OSError, ValueError) as e: raise ValueError(f"price table {path} cannot be read: {e}; give a JSON file like paper_distill/data/prices.json") from None
-    if not isinstance(t, dict) or not isinstance(t.get('models'), dict):
-        raise ValueError(f"price table {path} must be a JSON object with a 'models' object (model → input, output, source, read)")
-    return t['models']
-
-def load_prices(path:str|Path|None=None, # your own JSON price table (same format); default: $PAPER_DISTILL_PRICES when set
-                overrides:dict|None=None, # model → (input, output), an entry object or another model's `Price`, applied last
-               )->dict[str, Price]:
-    "The shipped price table, with the models of your own table and the overrides added or replaced."
-    shipped = package_data_dir()/'prices.json'
-    out = {m: _price(m, d, str(shipped)) for m, d in _read_table(shipped).items()}
-    given, path = path, path or os.environ.get(PRICES_ENV_VAR)
-    if path:
-        p = Path(path).expanduser()
-        if not p.is_file(): raise FileNotFoundError(f"price table {p} not found (named by {'the path given' if given else '$' + PRICES_ENV_VAR}); give a JSON file like paper_distill/data/prices.json")
-        day = _dt.date.fromtimestamp(p.stat().st_mtime).isoformat()
-        out.update({m: _price(m, d, str(p), f'file {p}', day) for m, d in _read_table(p).items()})
-    for m, v in (overrides or {}).items():
-        if isinstance(v, Price): out[m] = Price(m, v.input, v.output, v.source, v.read, f"the price of {v.model}"); continue
-        d = dict(zip(('input', 'output'), v)) if isinstance(v, (tuple, list)) else v
-        out[m] = _price(m, d, 'overrides', 'override', _dt.date.today().isoformat())
-    return out
 
 # %% ../nbs/36_bill.ipynb #7f38d83b
 def _typical_answer(task:str, k:int, fmt:str, caption_chars:int)->str:

@@ -24,7 +24,8 @@ from .tasks import folder_task, world_task
 from .distill import DistillConfig, Run, distill
 from .lockstep import distill_lockstep
 from .retrieval import Index, model_id
-from .bill import Bill, load_prices, bill_distill
+from .core import load_prices
+from .bill import Bill, bill_distill
 
 # %% ../nbs/80_cli.ipynb #1772afca
 def _distill_config(profile, config, sampler, loss, train, seed, cycles, model)->DistillConfig:

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 # %% auto #0
-__all__ = ['GEMINI_PRICES', 'RETRY_STATUS', 'KEY_ENV_VARS', 'MODEL_ENV_VAR', 'IMAGE_FORMATS', 'IMAGE_MIME', 'IMAGE_CACHE',
-           'REFUSED', 'BATCH_DONE', 'MissingAPIKey', 'redact', 'resolve_model', 'gemini_spec', 'image_png',
-           'image_payload', 'RateLimit', 'parse_retry_after', 'server_retry_delay', 'GeminiTeacher']
+__all__ = ['RETRY_STATUS', 'KEY_ENV_VARS', 'MODEL_ENV_VAR', 'IMAGE_FORMATS', 'IMAGE_MIME', 'IMAGE_CACHE', 'REFUSED', 'BATCH_DONE',
+           'MissingAPIKey', 'redact', 'resolve_model', 'gemini_spec', 'image_png', 'image_payload', 'RateLimit',
+           'parse_retry_after', 'server_retry_delay', 'GeminiTeacher']
 
 # %% ../nbs/05_gemini.ipynb #5f47969b
 from PIL import Image
 from fastcore.basics import patch
+from .core import price_of
 from .records import StoreRequest, SECRET_ENV_VARS
 from .store import TeacherStore
 from .prompts import Request, is_ranking_of, TEMPLATES, InvalidAnswer, default_templates, parse_answer, load_image, ImageRef
@@ -25,7 +26,6 @@ from .teacher import Teacher, TeacherFailure, Reply
 _log = logging.getLogger('paper_distill.gemini')
 
 # %% ../nbs/05_gemini.ipynb #545bb4a9
-GEMINI_PRICES = {'gemini-2.5-flash': (0.30, 2.50), 'gemini-2.5-flash-lite': (0.10, 0.40), 'gemini-2.5-pro': (1.25, 10.0)}
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 KEY_ENV_VARS = ('GEMINI_API_KEY', 'GOOGLE_API_KEY')
 MODEL_ENV_VAR = 'PAPER_DISTILL_GEMINI_MODEL'
@@ -218,7 +218,7 @@ class GeminiTeacher(Teacher):
                  max_retry_delay_s:float=120.0, # longest wait a server's retry hint may ask for; a longer one fails the request
                  timeout_s:float=120.0, # per-call HTTP timeout
                  max_invalid:int=2, # re-asks after a rejected answer
-                 price_per_mtok:tuple|None=None, # (input, output) USD per 1M tokens (default: GEMINI_PRICES)
+                 price_per_mtok:tuple|None=None, # (input, output) USD per 1M tokens (default: the price table's, `price_of`)
                 ):
         from google import genai
         from google.genai import types
@@ -228,7 +228,7 @@ class GeminiTeacher(Teacher):
         if not key: raise MissingAPIKey(f"no Gemini API key: set ${KEY_ENV_VARS[0]} (or ${KEY_ENV_VARS[1]}) in the environment. "
                                         "To work without one, replay a filled store with ReplayTeacher(store, **gemini_spec(model)).")
         super().__init__(store, spec['teacher_id'], spec['model'], spec['gen_config'], spec['fmt'], order_seed, max_invalid,
-                         concurrency, spec['templates'], price_per_mtok or GEMINI_PRICES.get(spec['model']))
+                         concurrency, spec['templates'], price_per_mtok or price_of(spec['model']))
         self.max_retries, self.backoff_s, self.max_backoff_s, self.max_retry_delay_s = max_retries, backoff_s, max_backoff_s, max_retry_delay_s
         self.rate, self._jitter = RateLimit(max_rps), random.Random()
         self._types = types

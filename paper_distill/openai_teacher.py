@@ -15,6 +15,7 @@ __all__ = ['OPENAI_URL', 'BASE_URL_ENV_VAR', 'OPENAI_MODEL_ENV_VAR', 'OPENAI_KEY
 
 # %% ../nbs/05a_openai.ipynb #33fd2bb9
 from fastcore.basics import patch
+from .core import price_of
 from .store import TeacherStore
 from .prompts import Request, default_templates
 from .teacher import Teacher, TeacherFailure, Reply
@@ -131,7 +132,7 @@ class OpenAITeacher(Teacher):
                  max_retry_after_s:float=300.0, # longest wait a server's Retry-After is honoured for
                  timeout_s:float=120.0, # per-call HTTP timeout
                  max_invalid:int=2, # re-asks after a rejected answer
-                 price_per_mtok:tuple|None=None, # (input, output) USD per 1M tokens (None: cost unknown)
+                 price_per_mtok:tuple|None=None, # (input, output) USD per 1M tokens (default: the price table's, `price_of`; None there: cost unknown)
                 ):
         import openai
         url = resolve_base_url(base_url)
@@ -142,7 +143,7 @@ class OpenAITeacher(Teacher):
             raise MissingAPIKey(f"no API key for {url}: set ${api_key_env} in the environment. To work without one, replay a "
                                 "filled store with ReplayTeacher(store, **openai_spec(model, base_url)).")
         super().__init__(store, spec['teacher_id'], spec['model'], spec['gen_config'], spec['fmt'], order_seed, max_invalid,
-                         concurrency, spec['templates'], price_per_mtok)
+                         concurrency, spec['templates'], price_per_mtok or price_of(spec['model']))
         self.base_url, self.api_key_env = url, api_key_env
         self.max_retries, self.backoff_s, self.max_backoff_s, self.max_retry_after_s = max_retries, backoff_s, max_backoff_s, max_retry_after_s
         self.rate, self._jitter, self._sleep = RateLimit(max_rps), random.Random(), time.sleep

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from paper_distill.bill import (TokenModel, calibrate, label_part, tournament_part, make_bill, bill_distill, load_prices,
-                                PRICES_ENV_VAR)
+from paper_distill.bill import TokenModel, calibrate, label_part, tournament_part, make_bill, bill_distill
+from paper_distill.core import load_prices, PRICES_ENV_VAR
 from paper_distill.cli import main
 from paper_distill.distill import DistillConfig, distill
 from paper_distill.prompts import rank_request, pair_request, caption_request
