@@ -1,4 +1,5 @@
-"Test fixtures shared by the tests: a tiny random Hugging Face transformers CLIP model and token ids for it."
+"Test fixtures shared by the tests: a tiny random Hugging Face transformers CLIP model and token ids for it; random images."
+import numpy as np
 import torch
 
 
@@ -28,3 +29,9 @@ def tiny_text_ids(n:int, vocab:int=99, ctx:int=16, eos:int=98, seed:int=0)->torc
         L = int(torch.randint(3, ctx + 1, (1,), generator=g))
         ids[i, 0] = 97; ids[i, 1:L-1] = torch.randint(1, 97, (L-2,), generator=g); ids[i, L-1] = eos
     return ids
+
+
+def random_images(n:int, seed:int=0, px:int=32)->list:
+    "`n` random px×px RGB uint8 images (distinct content, so distinct hashes)."
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (px, px, 3), dtype=np.uint8) for _ in range(n)]

@@ -4,8 +4,8 @@ and captions that are not descriptions."""
 import json
 from email.utils import parsedate_to_datetime
 
-import numpy as np
 import pytest
+from helpers import random_images
 
 from paper_distill.fake_gemini import FakeGemini, good_answer
 from paper_distill.gemini import GeminiTeacher
@@ -27,9 +27,7 @@ def server():
     with FakeGemini(expected_key=SENTINEL) as s: yield s
 
 
-def images(n, seed=0, px=32):
-    rng = np.random.default_rng(seed)
-    return [rng.integers(0, 256, (px, px, 3), dtype=np.uint8) for _ in range(n)]
+images = random_images
 
 
 def teacher(store, server, **kw):

@@ -5,8 +5,8 @@ another teacher, keys from the environment that never leak, and a local server t
 import json, logging
 from collections import Counter
 
-import numpy as np
 import pytest
+from helpers import random_images
 
 from paper_distill.core import hash_image
 from paper_distill.prompts import Request, TEMPLATES, pair_request, rank_request, shown_order
@@ -35,9 +35,7 @@ def server():
     with FakeOpenAI(expected_key=SENTINEL, seed=0) as s: yield s
 
 
-def images(n, seed=0, px=32):
-    rng = np.random.default_rng(seed)
-    return [rng.integers(0, 256, (px, px, 3), dtype=np.uint8) for _ in range(n)]
+images = random_images
 
 
 def teacher(store, server, **kw):

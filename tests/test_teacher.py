@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import random_images
 from PIL import Image
 
 from paper_distill.fake_gemini import FakeGemini, b64bytes, good_answer, decide
@@ -34,9 +35,7 @@ def server():
     with FakeGemini(expected_key=SENTINEL, seed=0) as s: yield s
 
 
-def images(n, seed=0, px=32):
-    rng = np.random.default_rng(seed)
-    return [rng.integers(0, 256, (px, px, 3), dtype=np.uint8) for _ in range(n)]
+images = random_images
 
 
 def teacher(store, server, **kw):
