@@ -234,22 +234,27 @@ _MARKERS = ('o', 's', 'D', '^', 'v')
 def tourney_figure(tab:pd.DataFrame, # from `tourney_table`
                   ):
     "Success rate (with 95% CI) against calls per persona, per method and catalog; the budget of a third of pairwise."
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    from matplotlib.lines import Line2D
+    fig, ax = plt.subplots(figsize=(7.2, 4.2))
     names, methods = list(dict.fromkeys(tab.index)), list(dict.fromkeys(tab.method))
+    ticks, handles = set(), []
     for j, name in enumerate(names):
         t = tab.loc[[name]]; pooled = name == 'all catalogs'
         c = 'black' if pooled else _COLOURS[j % len(_COLOURS)]
+        shift = 1 + 0.025 * (j - (len(names) - 1) / 2)          # side by side: the methods' calls are the same in every catalog
         for i, m in enumerate(methods):
-            r = t[t.method == m].iloc[0]
-            ax.errorbar(r['calls per persona'], 100 * r['success rate'], yerr=[[100 * (r['success rate'] - r['success lo'])], [100 * (r['success hi'] - r['success rate'])]],
-                        fmt=_MARKERS[i % len(_MARKERS)], color=c, ms=8 if pooled else 6, capsize=3, alpha=1 if pooled else 0.7,
-                        label=m if j == 0 else None, mfc=c if pooled else 'none')
-        pair = t[t.method == methods[0]]['calls per persona'].iloc[0]
-        ax.axvline(pair / 3, color=c, ls='--', lw=0.8, alpha=0.6)
-        ax.annotate(name, (pair, 100 * t[t.method == methods[0]]['success rate'].iloc[0]), xytext=(6, -3), textcoords='offset points', fontsize=8, color=c)
-    ax.set_xscale('log'); ax.set_xlabel('teacher calls per persona (log); dashed: a third of pairwise')
+            r = t[t.method == m].iloc[0]; x = r['calls per persona']; ticks.add(round(x))
+            ax.errorbar(x * shift, 100 * r['success rate'], yerr=[[100 * (r['success rate'] - r['success lo'])], [100 * (r['success hi'] - r['success rate'])]],
+                        fmt=_MARKERS[i % len(_MARKERS)], color=c, ms=8 if pooled else 6, capsize=3, alpha=1 if pooled else 0.7, mfc=c if pooled else 'none')
+        handles.append(Line2D([], [], color=c, marker='o', ls='', mfc=c if pooled else 'none', label=name))
+    budget = tab[tab.method == methods[0]]['calls per persona'].iloc[0] / 3
+    ax.axvline(budget, color='gray', ls='--', lw=1)
+    handles += [Line2D([], [], color='gray', marker=_MARKERS[i % len(_MARKERS)], ls='', label=m) for i, m in enumerate(methods)]
+    ax.set_xscale('log'); ax.minorticks_off()
+    ax.set_xticks(sorted(ticks | {round(budget)}), [f'{v:,d}' for v in sorted(ticks | {round(budget)})], rotation=60, fontsize=8)
+    ax.set_xlabel('teacher calls per persona (log scale); dashed: a third of pairwise')
     ax.set_ylabel("teacher's winner = true best (%)"); ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc='best', frameon=False)
+    ax.legend(handles=handles, fontsize=7.5, loc='center left', bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     return fig
 
