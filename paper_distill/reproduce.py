@@ -21,12 +21,16 @@ from .topk import topk_grid
 from .diagrams import inference_diagram, training_diagram
 from .heldout import heldout_oracle
 from .cost import teacher_cost
+from .inflation import label_inflation
+from .audit import position_audit
+from .tourneys import tourney_accuracy
 
 # %% ../nbs/33_reproduce.ipynb #39418332
 ARTEFACTS: dict[str, Callable] = {
     'table1': table1, 'curves': learning_curves, 'histogram': winner_histogram, 'topk': topk_grid,
     'inference': lambda res, out: inference_diagram(out), 'training': lambda res, out: training_diagram(out),
-    'heldout': heldout_oracle, 'cost': teacher_cost}
+    'heldout': heldout_oracle, 'cost': teacher_cost,
+    'inflation': label_inflation, 'audit': position_audit, 'tourneys': tourney_accuracy}
 
 # %% ../nbs/33_reproduce.ipynb #82ce9ce7
 _DRAWING = {}   # what forked drawing processes inherit: the results and the output folder

@@ -8,7 +8,8 @@ import pytest
 from paper_distill.store import TeacherStore
 
 ARTEFACTS = ['table1.md', 'table1.csv', 'curves.png', 'curves.csv', 'histogram.png', 'histogram.csv', 'topk.png', 'topk.csv',
-             'inference.png', 'training.png', 'heldout.md', 'heldout.csv', 'heldout.png', 'cost.md', 'cost.csv']
+             'inference.png', 'training.png', 'heldout.md', 'heldout.csv', 'heldout.png', 'cost.md', 'cost.csv',
+             'inflation.md', 'inflation.csv', 'inflation.png', 'audit.md', 'audit.csv', 'audit.png', 'tourneys.md', 'tourneys.csv', 'tourneys.png']
 
 
 def cli(tmp: Path, *args, check=True) -> subprocess.CompletedProcess:
