@@ -238,15 +238,17 @@ def run_tournaments(personas:Sequence[str], # persona texts, one tournament each
                     seed:int=0, # base seed; persona i's bracket is seeded with [seed, i]
                     progress:bool=True, # show a tqdm progress bar
                     same=None, # content keys (see `tournament`), read from the images once for all personas
-                    **kwargs, # passed to `tournament`: shuffle_first, on_invalid, ask, workers
+                    play:Callable|None=None, # the tournament each persona plays (default `tournament`), called like it
+                    **kwargs, # passed to `play`: shuffle_first, on_invalid, ask, workers
                    )->list[TournamentResult]:
     "Play one tournament per persona, each with its own reproducible bracket."
     if isinstance(personas, str): raise TypeError("personas must be a sequence of persona texts, not a single str")
     if not _is_int(seed) or seed < 0: raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     items = _check_items(items)
     same = _content_keys(items, _image_getter(images), same) or False
-    return [tournament(items, p, teacher, k=k, images=images, seed=[int(seed), i], same=same, **kwargs)
-            for i, p in enumerate(tqdm(personas, desc=f"tournaments (k={k})", disable=not progress))]
+    play = play or tournament
+    return [play(items, p, teacher, k=k, images=images, seed=[int(seed), i], same=same, **kwargs)
+            for i, p in enumerate(tqdm(personas, desc=f"{getattr(play, '__name__', 'tournament')}s (k={k})", disable=not progress))]
 
 def tournament_table(results:Sequence[TournamentResult], # results of `run_tournaments`
                     )->pd.DataFrame:

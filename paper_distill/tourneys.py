@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
 from tqdm import tqdm
-from .tournament import (TournamentError, TournamentResult, n_calls, tournament, _check_items, _check_k, _content_keys,
+from .tournament import (TournamentError, TournamentResult, n_calls, tournament, run_tournaments, _check_items, _check_k, _content_keys,
                                       _image_getter, _is_int, _merge, _play)
 from .metrics import bootstrap_ci, paired_bootstrap
 from .world import CATALOGS, WorldConfig, utility_from_traits, _item_arrays, _item_table, _persona_arrays, _persona_table, _rng
@@ -127,15 +127,11 @@ def run_playoffs(personas:Sequence[str], # persona texts, one tournament each
                  seed:int=0, # base seed; persona i's bracket is seeded with [seed, i]
                  progress:bool=True, # show a tqdm progress bar
                  same=None, # content keys (see `playoff_tournament`), read from the images once for all personas
-                 **kwargs, # passed to `playoff_tournament`: k, keep, final, shuffle_first, on_invalid
+                 k:int=10, # knockout group size
+                 **kwargs, # passed to `playoff_tournament`: keep, final, shuffle_first, on_invalid
                 )->list[PlayoffResult]:
-    "Play one playoff tournament per persona, each with its own reproducible bracket."
-    if isinstance(personas, str): raise TypeError("personas must be a sequence of persona texts, not a single str")
-    if not _is_int(seed) or seed < 0: raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    items = _check_items(items)
-    same = _content_keys(items, _image_getter(images), same) or False
-    return [playoff_tournament(items, p, teacher, images=images, seed=[int(seed), i], same=same, **kwargs)
-            for i, p in enumerate(tqdm(personas, desc='playoff tournaments', disable=not progress))]
+    "Play one playoff tournament per persona, each with its own reproducible bracket (`run_tournaments` with `playoff_tournament`)."
+    return run_tournaments(personas, items, teacher, k, images, seed, progress, same, play=playoff_tournament, **kwargs)
 
 # %% ../nbs/32c_tourneys.ipynb #6b202968
 _STREAM = 70   # the world uses streams 1-3 of its seed; the measurement's items and personas come from 70 and 71
